@@ -1,0 +1,123 @@
+"""Heatmaps: colour maps, normalisation, overlays on the face, grids, PNG files.
+
+Colour maps use Zennit's code format: comma-separated RGB hex colours, each optionally
+prefixed by its position ``XX:`` on the 0–255 scale; colours without a position are
+spaced evenly between their neighbours. ``coldnhot`` and ``bwr`` are Zennit's,
+``seismic`` its dimmed blue-white-red.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+COLORMAPS = {
+    "coldnhot": "0ff,00f,80:000,f00,ff0,fff",
+    "bwr": "00f,80:fff,f00",
+    "seismic": "0000d0,80:d0d0d0,d00000",
+    "hot": "000,f00,ff0,fff",
+    "cold": "000,00f,0ff",
+    "gray": "000,fff",
+}
+NORMALIZATIONS = ("symmetric", "absolute", "minmax")
+
+
+@functools.cache
+def colormap(name_or_code: str) -> np.ndarray:
+    """A ``[256, 3]`` uint8 lookup table from a colour-map name or code."""
+    code = COLORMAPS.get(name_or_code, name_or_code)
+    positions, colors = [], []
+    for item in code.split(","):
+        index, _, color = item.strip().rpartition(":")
+        if len(color) == 3:
+            color = "".join(c * 2 for c in color)
+        if len(color) != 6:
+            raise ValueError(f"colour map {name_or_code!r}: {item!r} is not an RGB hex colour; "
+                             f"known maps are {sorted(COLORMAPS)}")
+        positions.append(int(index * 2 if len(index) == 1 else index, 16) if index else None)
+        colors.append([int(color[i:i + 2], 16) for i in (0, 2, 4)])
+    if len(colors) < 2:
+        raise ValueError(f"colour map {name_or_code!r} needs at least two colours")
+    positions[0] = 0 if positions[0] is None else positions[0]
+    positions[-1] = 255 if positions[-1] is None else positions[-1]
+    known = [i for i, p in enumerate(positions) if p is not None]
+    for left, right in zip(known, known[1:]):
+        for k in range(left + 1, right):
+            positions[k] = positions[left] + (positions[right] - positions[left]) * (k - left) / (right - left)
+    scale = np.arange(256)
+    table = [np.interp(scale, positions, [c[channel] for c in colors]) for channel in range(3)]
+    return np.round(np.stack(table, axis=-1)).astype(np.uint8)
+
+
+def normalize(heatmap: np.ndarray, mode: str = "symmetric") -> np.ndarray:
+    """Map a heatmap to [0, 1].
+
+    ``symmetric``: 0 -> 0.5, ±max|R| -> 0/1 (signs comparable); ``absolute``: |R| / max|R|;
+    ``minmax``: min -> 0, max -> 1. A constant map gives 0.5 (symmetric) or 0.
+    """
+    heatmap = np.asarray(heatmap, np.float64)
+    if mode == "symmetric":
+        scale = np.abs(heatmap).max()
+        return 0.5 + 0.5 * heatmap / scale if scale > 0 else np.full_like(heatmap, 0.5)
+    if mode == "absolute":
+        scale = np.abs(heatmap).max()
+        return np.abs(heatmap) / scale if scale > 0 else np.zeros_like(heatmap)
+    if mode == "minmax":
+        low, high = heatmap.min(), heatmap.max()
+        return (heatmap - low) / (high - low) if high > low else np.zeros_like(heatmap)
+    raise ValueError(f"normalization {mode!r}; choose one of {NORMALIZATIONS}")
+
+
+def heatmap_image(relevance: np.ndarray, cmap: str = "coldnhot", mode: str = "symmetric") -> np.ndarray:
+    """Relevance ``[H, W]`` (or ``[H, W, C]``, summed over channels) -> RGB uint8 ``[H, W, 3]``."""
+    relevance = np.asarray(relevance, np.float64)
+    if relevance.ndim == 3:
+        relevance = relevance.sum(-1)
+    if relevance.ndim != 2:
+        raise ValueError(f"relevance must be [H, W] or [H, W, C], got shape {relevance.shape}")
+    levels = np.clip(np.round(normalize(relevance, mode) * 255), 0, 255).astype(np.uint8)
+    return colormap(cmap)[levels]
+
+
+def overlay(image: np.ndarray, heatmap_rgb: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """Blend a coloured heatmap over an RGB (or grayscale) uint8 image of the same size."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.shape[:2] != heatmap_rgb.shape[:2]:
+        image = np.asarray(Image.fromarray(image.astype(np.uint8)).resize(heatmap_rgb.shape[1::-1], Image.BILINEAR))
+    mixed = (1 - alpha) * image.astype(np.float64) + alpha * heatmap_rgb.astype(np.float64)
+    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+
+
+def grid(tiles: Sequence[Sequence[np.ndarray]], *, row_labels: Sequence[str] = (),
+         column_labels: Sequence[str] = (), pad: int = 4, label_width: int = 110) -> np.ndarray:
+    """Rows x columns of equally sized RGB tiles, with optional row and column labels."""
+    rows = len(tiles)
+    columns = max(len(r) for r in tiles)
+    height, width = tiles[0][0].shape[:2]
+    top = 16 if column_labels else 0
+    left = label_width if row_labels else 0
+    canvas = Image.new("RGB", (left + columns * (width + pad) + pad, top + rows * (height + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            canvas.paste(Image.fromarray(np.asarray(tile, np.uint8)),
+                         (left + pad + c * (width + pad), top + pad + r * (height + pad)))
+        if r < len(row_labels):
+            draw.text((4, top + pad + r * (height + pad) + height // 2 - 6), str(row_labels[r]), fill="black")
+    for c, label in enumerate(column_labels):
+        draw.text((left + pad + c * (width + pad), 2), str(label), fill="black")
+    return np.asarray(canvas)
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> str:
+    """Write an RGB uint8 array as PNG (parent folders created); returns the path."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    Image.fromarray(np.asarray(image, np.uint8)).save(path)
+    return path

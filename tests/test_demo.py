@@ -1,0 +1,28 @@
+"""The demo job end to end on the shared face sets (one short epoch)."""
+
+import json
+import os
+import pathlib
+
+import pytest
+
+from lrpjax.cli import main
+
+FACES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
+
+
+@pytest.mark.skipif(not (FACES / "london").is_dir(), reason="the shared face sets are not beside the repository")
+def test_demo_writes_report_heatmaps_and_summary(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--faces", str(FACES), "--out", str(out), "--epochs", "1", "--size", "32"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train_images"] == 162 and summary["test_images"] == 42
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and 0.0 <= summary["canada_accuracy"] <= 1.0
+    assert (out / "heatmaps.png").stat().st_size > 0
+    assert "heatmaps.png" in (out / "report.md").read_text()
+    assert len([f for f in os.listdir(out) if f.startswith("overlay_")]) == 8
+
+
+def test_demo_names_a_missing_faces_folder(tmp_path, capsys):
+    assert main(["demo", "--faces", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "nowhere" in capsys.readouterr().err
