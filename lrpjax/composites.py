@@ -34,7 +34,8 @@ class Composite:
     Attributes:
       name: a label.
       by_name: ``((pattern, ...), rule)`` pairs; patterns are globs over layer names (``"conv[123]_*"``).
-      by_index: ``((start, stop), rule)`` pairs over chain indices, ``stop`` excluded.
+      by_index: ``((start, stop), rule)`` pairs over chain indices, ``stop`` excluded; a range's rule applies
+        to the layers in it that it fits (a conv rule to convs and pools, a ReLU rule to ReLUs).
       first: the rule of the first conv/dense layer, or None.
       by_kind: ``(kind, rule)`` pairs; kinds are ``conv``, ``dense``, ``linear`` (either), ``relu``,
         ``maxpool``, ``avgpool``, ``dropout``.
@@ -68,7 +69,7 @@ class Composite:
             if any(fnmatch.fnmatchcase(spec.name, p) for p in patterns):
                 return rule
         for (start, stop), rule in self.by_index:
-            if start <= index < stop:
+            if start <= index < stop and fits(rule, spec.kind):
                 return rule
         if self.first is not None and index == first_linear:
             return self.first
@@ -98,15 +99,36 @@ class Composite:
                 resolved.append(None)
                 continue
             rule = self.rule_for(index, spec, first_linear)
-            parameter_free = spec.kind not in LINEAR_KINDS
-            if parameter_free and isinstance(rule, R.PARAMETRIC_RULES):
-                raise ValueError(f"composite {self.name!r} gives {type(rule).__name__} to layer {spec.name!r}, "
-                                 f"a {spec.kind} layer without parameters")
-            if spec.kind in ("relu", "dropout") and not isinstance(rule, R.RELU_RULES):
-                raise ValueError(f"composite {self.name!r} gives {type(rule).__name__} to element-wise layer "
-                                 f"{spec.name!r}; use one of {[r.__name__ for r in R.RELU_RULES]}")
+            if not fits(rule, spec.kind):
+                raise ValueError(f"composite {self.name!r} gives {type(rule).__name__} to layer {spec.name!r} "
+                                 f"({spec.kind}): {_FIT_HELP[_family(spec.kind)]}")
             resolved.append(rule)
         return tuple(resolved)
+
+
+_FIT_HELP = {
+    "elementwise": f"element-wise layers take one of {[r.__name__ for r in R.RELU_RULES]}",
+    "pool": f"layers without parameters cannot take {[r.__name__ for r in R.PARAMETRIC_RULES]} or ReLU rules",
+    "linear": "conv and dense layers take relevance rules, not Pass or the ReLU variants",
+}
+
+
+def _family(kind: str) -> str:
+    if kind in ("relu", "dropout"):
+        return "elementwise"
+    return "linear" if kind in LINEAR_KINDS else "pool"
+
+
+def fits(rule: R.Rule, kind: str) -> bool:
+    """Whether ``rule`` makes sense on a layer of ``kind`` (used to refuse mismatches and to let index
+    ranges cover whole stretches of a network: a range's rule applies to the layers it fits)."""
+    family = _family(kind)
+    if family == "elementwise":
+        return isinstance(rule, R.RELU_RULES)
+    relu_only = isinstance(rule, R.RELU_RULES) and not isinstance(rule, R.Gradient)
+    if family == "pool":
+        return not relu_only and not isinstance(rule, R.PARAMETRIC_RULES)
+    return not relu_only
 
 
 def _pool_rule(stabilizer: float) -> tuple[str, R.Rule]:

@@ -22,7 +22,7 @@ from lrpjax import layers as L
 from lrpjax.canonize import merge_batch_norm
 from lrpjax.composites import Composite
 from lrpjax.models.vgg import VGG, LayerSpec, apply_parameter_free
-from lrpjax.rules import Layer
+from lrpjax.rules import Gradient, Layer, Pass, Rule
 
 Array = jax.Array
 MIN_SIZE = 32  # five 2x2 max pools
@@ -63,31 +63,60 @@ def _affine_apply(x, params, *, kind):
 
 
 def forward(chain: Sequence[LayerSpec], params: Sequence[dict], image: Array):
-    """Logits of one image ``[H, W, C]``, with every layer's input, output and whether the input is >= 0."""
+    """Logits of one image ``[H, W, C]``, with every layer's input and output (batch axis of one)."""
     x = image[None]
-    inputs, outputs, nonnegative = [], [], []
-    is_nonnegative = False
+    inputs, outputs = [], []
     for spec, p in zip(chain, params):
         inputs.append(x)
-        nonnegative.append(is_nonnegative)
         x = _affine(x, p, spec.kind) if spec.kind in ("conv", "dense") else apply_parameter_free(spec, x)
         outputs.append(x)
-        if spec.kind == "relu":
-            is_nonnegative = True
-        elif spec.kind not in ("maxpool", "avgpool", "flatten", "dropout"):
-            is_nonnegative = False
-    return x[0], inputs, outputs, nonnegative
+    return x[0], inputs, outputs
 
 
-def backward(chain, params, rules, inputs, outputs, nonnegative, relevance, keep_layers: bool):
+KEEPS_SIGN = ("maxpool", "avgpool", "flatten", "dropout")
+
+
+def known_facts(chain: Sequence[LayerSpec], rules: Sequence[Rule | None]) -> list[tuple[bool, bool]]:
+    """For each layer, what the rules may assume: (input is non-negative, relevance at the output is
+    zero wherever the output is <= 0).
+
+    The first holds after a ReLU (through pools, flatten and dropout). The second holds for a layer
+    followed by a ReLU under Pass whose relevance comes back from a rule that multiplies by its input,
+    possibly through flatten, dropout and winner-take-all max pools (which route relevance only to
+    their winners, positive where the window's output is).
+    """
+    nonnegative, facts = False, []
+    for i, spec in enumerate(chain):
+        facts.append((nonnegative, _zero_off_positive(chain, rules, i)))
+        nonnegative = spec.kind == "relu" or (nonnegative and spec.kind in KEEPS_SIGN)
+    return facts
+
+
+def _zero_off_positive(chain, rules, index: int) -> bool:
+    after = index + 1
+    if after >= len(chain) or chain[after].kind != "relu" or not isinstance(rules[after], Pass):
+        return False
+    for spec, rule in zip(chain[after + 1:], rules[after + 1:]):
+        if rule is not None and rule.multiplies_input:
+            return True
+        passes = spec.kind == "flatten" or (spec.kind == "dropout" and isinstance(rule, Pass)) or (
+            spec.kind == "maxpool" and isinstance(rule, Gradient))
+        if not passes:
+            return False
+    return False
+
+
+def backward(chain, params, rules, inputs, outputs, relevance, keep_layers: bool):
     """Relevance at the input of the chain from ``relevance`` at its output: one rule per layer, in reverse."""
     per_layer = {}
-    for spec, p, rule, x, z, nonneg in reversed(list(zip(chain, params, rules, inputs, outputs, nonnegative))):
+    facts = known_facts(chain, rules)
+    for spec, p, rule, x, z, (nonnegative, positive_only) in reversed(
+            list(zip(chain, params, rules, inputs, outputs, facts))):
         if spec.kind == "flatten":
             relevance = relevance.reshape(x.shape)
         else:
-            layer = Layer(spec.kind, spec.name, _linear_view(spec), p)
-            relevance = rule(layer, x, z, relevance, nonneg)
+            layer = Layer(spec.kind, spec.name, _linear_view(spec), p, nonnegative, positive_only)
+            relevance = rule(layer, x, z, relevance)
         if keep_layers:
             per_layer[spec.name] = relevance[0]
     return relevance[0], per_layer
@@ -101,10 +130,10 @@ def _compiled(chain: tuple[LayerSpec, ...], composites: tuple[Composite, ...], s
 
     def single(variables, image, output_relevance):
         merged_chain, params = merge_batch_norm(chain, variables)
-        logits, inputs, outputs, nonnegative = forward(merged_chain, params, image)
+        logits, inputs, outputs = forward(merged_chain, params, image)
         start = output_relevance * logits if start_at_logit else output_relevance
         results = [
-            backward(merged_chain, params, rules, inputs, outputs, nonnegative, start[None], keep_layers)
+            backward(merged_chain, params, rules, inputs, outputs, start[None], keep_layers)
             for rules in rules_per_composite
         ]
         return tuple(r[0] for r in results), logits, tuple(r[1] for r in results)

@@ -3,13 +3,13 @@ r"""LRP rules: how relevance at a layer's output becomes relevance at its input.
 A rule is a small frozen dataclass (its hyperparameters, validated when it is
 built) whose ``__call__`` is the rule's math for one layer:
 
-    rule(layer, x, z, relevance, nonnegative_input) -> relevance at x
+    rule(layer, x, z, relevance) -> relevance at x
 
-``layer`` is a :class:`Layer` (its linear map ``layer.apply(x, params)`` and its
-``params``), ``x`` the layer's input, ``z = layer.apply(x, layer.params)`` the
-output kept from the forward pass, ``relevance`` the relevance at that output.
-``nonnegative_input`` is True where ``x`` is known to be non-negative (after a
-ReLU), so views of the negative inputs, which are zero there, are skipped.
+``layer`` is a :class:`Layer` (its linear map ``layer.apply(x, params)``, its
+``params`` and what the engine knows of its data), ``x`` the layer's input,
+``z = layer.apply(x, layer.params)`` the output kept from the forward pass,
+``relevance`` the relevance at that output. Where ``x`` is known to be
+non-negative (after a ReLU), views of the negative inputs, zero there, are skipped.
 
 Notation in the docstrings: :math:`x` the input, :math:`w, b` the parameters,
 :math:`z_k = \sum_j x_j w_{jk} + b_k`, :math:`R_k` the relevance at the output,
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,12 +46,19 @@ class Layer(NamedTuple):
     ``apply(x, params)`` is the layer's affine map (conv, dense) or linear map
     (average pool; a max-pool layer's proportional reading). ``params`` holds
     ``kernel`` and ``bias`` for conv/dense and nothing for parameter-free layers.
+    The engine sets two facts it can prove from the network and the composite:
+    ``nonnegative_input`` (the input comes out of a ReLU) and
+    ``relevance_only_where_positive`` (the relevance arriving at the output is zero
+    wherever the output is <= 0: a ReLU follows and the rule above multiplies by
+    its input, so views of negative outputs carry nothing).
     """
 
     kind: str
     name: str
     apply: Callable[[Array, Params], Array]
     params: Params
+    nonnegative_input: bool = False
+    relevance_only_where_positive: bool = False
 
 
 def safe_divide(numerator: Array, denominator: Array) -> Array:
@@ -102,9 +109,16 @@ def _check_positive(name: str, value: float, *, allow_zero: bool = True) -> floa
 
 
 class Rule:
-    """Base of all rules (a marker for type checks and composites)."""
+    r"""Base of all rules.
 
-    def __call__(self, layer: Layer, x: Array, z: Array, relevance: Array, nonnegative_input: bool) -> Array:
+    ``multiplies_input`` is True for rules whose relevance has the form :math:`x_j \cdot (\ldots)_j`,
+    hence zero wherever the input is zero; the engine uses it to prove that relevance vanishes where a
+    ReLU's output is zero.
+    """
+
+    multiplies_input: ClassVar[bool] = False
+
+    def __call__(self, layer: Layer, x: Array, z: Array, relevance: Array) -> Array:
         raise NotImplementedError
 
 
@@ -121,6 +135,7 @@ class Epsilon(Rule):
       zero_params: parameters set to zero in :math:`z` (e.g. ``("bias",)``).
     """
 
+    multiplies_input: ClassVar[bool] = True
     epsilon: StabilizerLike = 1e-6
     zero_params: tuple[str, ...] = ()
 
@@ -128,7 +143,7 @@ class Epsilon(Rule):
         object.__setattr__(self, "epsilon", as_stabilizer(self.epsilon, "epsilon"))
         object.__setattr__(self, "zero_params", _zero_params(self.zero_params))
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         params = modify(layer.params, _identity, self.zero_params)
         if self.zero_params:
             z = layer.apply(x, params)
@@ -173,7 +188,8 @@ class Gamma(Rule):
 
     Where :math:`z_k = 0` nothing propagates. On non-negative inputs this needs one extra
     convolution (with :math:`w^+`; both denominators follow from it and the stored :math:`z`)
-    and two transposed ones.
+    and two transposed ones; where the relevance is also known to vanish on non-positive outputs
+    (a ReLU follows), one convolution with :math:`w^{\uparrow}` and one transposed.
 
     Args:
       gamma: weight of the added positive (resp. negative) parts, :math:`\gamma \ge 0`.
@@ -181,6 +197,7 @@ class Gamma(Rule):
       zero_params: parameters set to zero in the modified views.
     """
 
+    multiplies_input: ClassVar[bool] = True
     gamma: float = 0.25
     stabilizer: StabilizerLike = 1e-6
     zero_params: tuple[str, ...] = ()
@@ -190,11 +207,15 @@ class Gamma(Rule):
         object.__setattr__(self, "stabilizer", as_stabilizer(self.stabilizer))
         object.__setattr__(self, "zero_params", _zero_params(self.zero_params))
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         g, stab, params = self.gamma, self.stabilizer, layer.params
         up = modify(params, lambda p: p + g * positive(p), self.zero_params)
         down = modify(params, lambda p: p + g * negative(p), self.zero_params)
-        if nonnegative_input:
+        if layer.nonnegative_input and layer.relevance_only_where_positive:
+            # x = x+ and R = 0 wherever z <= 0, so only the up view carries relevance
+            s_up = safe_divide(relevance * (z > 0), stab(layer.apply(x, up)))
+            return x * transpose(layer, up, x, s_up)
+        if layer.nonnegative_input:
             # x = x+, so z_up = (z - b) + g*(W+ x) + b_up and z_down = (z - b) + g*(W x - W+ x) + b_down
             w_pos = {"kernel": positive(params["kernel"])}
             linear_z = z - params["bias"]
@@ -228,6 +249,7 @@ class SimpleGamma(Rule):
     :class:`Norm`. The tutorial uses ``stabilizer=Stabilizer(1e-9, signed=False)``.
     """
 
+    multiplies_input: ClassVar[bool] = True
     gamma: float = 0.25
     stabilizer: StabilizerLike = 1e-6
 
@@ -235,7 +257,7 @@ class SimpleGamma(Rule):
         object.__setattr__(self, "gamma", _check_positive("gamma", self.gamma))
         object.__setattr__(self, "stabilizer", as_stabilizer(self.stabilizer))
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         rho = modify(layer.params, lambda p: p + self.gamma * positive(p))
         s = safe_divide(relevance, self.stabilizer(layer.apply(x, rho)))
         return x * transpose(layer, rho, x, s)
@@ -251,6 +273,7 @@ class ZPlus(Rule):
     Non-negative relevance at the output gives non-negative relevance at the input, whatever the input signs.
     """
 
+    multiplies_input: ClassVar[bool] = True
     stabilizer: StabilizerLike = 1e-6
     zero_params: tuple[str, ...] = ()
 
@@ -258,10 +281,10 @@ class ZPlus(Rule):
         object.__setattr__(self, "stabilizer", as_stabilizer(self.stabilizer))
         object.__setattr__(self, "zero_params", _zero_params(self.zero_params))
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         plus = modify(layer.params, positive, self.zero_params)
         minus = without_bias(modify(layer.params, negative, self.zero_params))
-        if nonnegative_input:
+        if layer.nonnegative_input:
             s = safe_divide(relevance, self.stabilizer(layer.apply(x, plus)))
             return x * transpose(layer, plus, x, s)
         x_pos, x_neg = positive(x), negative(x)
@@ -283,6 +306,7 @@ class AlphaBeta(Rule):
       ValueError: ``alpha`` or ``beta`` negative, or ``alpha - beta != 1``.
     """
 
+    multiplies_input: ClassVar[bool] = True
     alpha: float = 2.0
     beta: float = 1.0
     stabilizer: StabilizerLike = 1e-6
@@ -297,15 +321,19 @@ class AlphaBeta(Rule):
         object.__setattr__(self, "stabilizer", as_stabilizer(self.stabilizer))
         object.__setattr__(self, "zero_params", _zero_params(self.zero_params))
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         plus = modify(layer.params, positive, self.zero_params)
         minus = modify(layer.params, negative, self.zero_params)
         stab = self.stabilizer
-        if nonnegative_input:
-            s_pos = safe_divide(relevance, stab(layer.apply(x, plus)))
-            s_neg = safe_divide(relevance, stab(layer.apply(x, minus)))
-            back = self.alpha * transpose(layer, plus, x, s_pos) - self.beta * transpose(layer, minus, x, s_neg)
-            return x * back
+        if layer.nonnegative_input:
+            # x = x+: with p = W+ x, z+ = p + b+ and z- = (z - b) - p + b-; and since W- = W - W+,
+            # alpha W+^T s+ - beta W-^T s- = W+^T (alpha s+ + beta s-) - beta W^T s-
+            w_pos = {"kernel": plus["kernel"]}
+            p = layer.apply(x, w_pos)
+            s_pos = safe_divide(relevance, stab(p + plus["bias"]))
+            s_neg = safe_divide(relevance, stab(z - layer.params["bias"] - p + minus["bias"]))
+            back = transpose(layer, w_pos, x, self.alpha * s_pos + self.beta * s_neg)
+            return x * (back - self.beta * transpose(layer, {"kernel": layer.params["kernel"]}, x, s_neg))
         x_pos, x_neg = positive(x), negative(x)
         z_pos = layer.apply(x_pos, plus) + layer.apply(x_neg, without_bias(minus))
         z_neg = layer.apply(x_pos, minus) + layer.apply(x_neg, without_bias(plus))
@@ -348,13 +376,14 @@ class ZBox(Rule):
         object.__setattr__(self, "stabilizer", as_stabilizer(self.stabilizer))
         object.__setattr__(self, "zero_params", _zero_params(self.zero_params))
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         low = jnp.broadcast_to(jnp.asarray(self.low, x.dtype), x.shape)
         high = jnp.broadcast_to(jnp.asarray(self.high, x.dtype), x.shape)
         unmodified = modify(layer.params, _identity, self.zero_params)
         plus = modify(layer.params, positive, self.zero_params)
         minus = modify(layer.params, negative, self.zero_params)
-        z_box = layer.apply(x, unmodified) - layer.apply(low, plus) - layer.apply(high, minus)
+        z_x = layer.apply(x, unmodified) if self.zero_params else z
+        z_box = z_x - layer.apply(low, plus) - layer.apply(high, minus)
         s = safe_divide(relevance, self.stabilizer(z_box))
         return (
             x * transpose(layer, unmodified, x, s)
@@ -380,7 +409,7 @@ class WSquare(Rule):
         object.__setattr__(self, "stabilizer", as_stabilizer(self.stabilizer))
         object.__setattr__(self, "zero_params", _zero_params(self.zero_params))
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         square = modify(layer.params, jnp.square, self.zero_params)
         ones = jnp.ones_like(x)
         s = safe_divide(relevance, self.stabilizer(layer.apply(ones, square)))
@@ -401,7 +430,7 @@ class Flat(Rule):
     def __post_init__(self):
         object.__setattr__(self, "stabilizer", as_stabilizer(self.stabilizer))
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         ones_params = modify(layer.params, jnp.ones_like, ("bias",))
         ones = jnp.ones_like(x)
         s = safe_divide(relevance, self.stabilizer(layer.apply(ones, ones_params)))
@@ -412,7 +441,7 @@ class Flat(Rule):
 class Pass(Rule):
     r"""Relevance passes unchanged: :math:`R_j = R_j` (for ReLU and other element-wise layers)."""
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         return relevance
 
 
@@ -426,7 +455,7 @@ class Gradient(Rule):
     relevance goes to its first maximum).
     """
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         if layer.kind == "relu":
             return relevance * (x > 0)
         if layer.kind == "maxpool":
@@ -438,7 +467,7 @@ class Gradient(Rule):
 class DeconvNet(Rule):
     r"""DeconvNet's ReLU (Zeiler & Fergus 2014): :math:`R_j = \max(R_j, 0)`, ignoring the input's sign."""
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         return positive(relevance)
 
 
@@ -446,7 +475,7 @@ class DeconvNet(Rule):
 class GuidedBackprop(Rule):
     r"""Guided backpropagation's ReLU (Springenberg et al. 2015): :math:`R_j = R_j\,[x_j > 0]\,[R_j > 0]`."""
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         return relevance * (x > 0) * (relevance > 0)
 
 
@@ -456,7 +485,7 @@ class BetaSmooth(Rule):
 
     beta: float = 10.0
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         return relevance * jax.nn.sigmoid(self.beta * x)
 
 
@@ -503,7 +532,7 @@ class BasicRule(Rule):
     normalize: Callable[[Array, Sequence[Array]], Sequence[Array]] = _divide_each
     reduce: Callable[[Sequence[Array], Sequence[Array]], Array] = _sum_of_products
 
-    def __call__(self, layer, x, z, relevance, nonnegative_input):
+    def __call__(self, layer, x, z, relevance):
         inputs = [view.inputs(x) for view in self.views]
         params = [modify(layer.params, view.params, view.zero_params) for view in self.views]
         outputs = [layer.apply(i, p) for i, p in zip(inputs, params)]

@@ -74,7 +74,7 @@ def _jnp(params):
 def run_rule(rule, layer, x, relevance, nonnegative):
     x = jnp.asarray(x)
     z = layer.apply(x, layer.params)
-    out = rule(layer, x, z, jnp.asarray(relevance).reshape(z.shape), nonnegative)
+    out = rule(layer._replace(nonnegative_input=nonnegative), x, z, jnp.asarray(relevance).reshape(z.shape))
     return np.asarray(out).ravel()
 
 
@@ -97,11 +97,12 @@ def ref_alpha_beta(x, M, b, R_out, alpha=2.0, beta=1.0):
             - beta * propagate(C_neg, stab(C_neg.sum(0) + neg(b)), R_out))
 
 
-def ref_gamma(x, M, b, R_out, gamma=0.25):
+def ref_gamma(x, M, b, R_out, gamma=0.25, zero_bias=False):
     up, down = M + gamma * pos(M), M + gamma * neg(M)
     C_up = pos(x)[:, None] * up + neg(x)[:, None] * down
     C_down = pos(x)[:, None] * down + neg(x)[:, None] * up
-    z = x @ M + b
+    z = x @ M + b  # the output's sign decides, with its bias, even when the views drop it (as Zennit)
+    b = 0 * b if zero_bias else b
     return (propagate(C_up, stab(C_up.sum(0) + b + gamma * pos(b)), R_out * (z > 0))
             + propagate(C_down, stab(C_down.sum(0) + b + gamma * neg(b)), R_out * (z < 0)))
 
@@ -149,6 +150,11 @@ CASES = [
     ("flat", R.Flat(), ref_flat),
     ("wsquare", R.WSquare(), ref_wsquare),
     ("gradient", R.Gradient(), ref_gradient),
+    ("epsilon_no_bias", R.Epsilon(zero_params="bias"), lambda x, M, b, R: ref_epsilon(x, M, 0 * b, R)),
+    ("zplus_no_bias", R.ZPlus(zero_params=("bias",)), lambda x, M, b, R: ref_zplus(x, M, 0 * b, R)),
+    ("alpha2_beta1_no_bias", R.AlphaBeta(zero_params=("bias",)), lambda x, M, b, R: ref_alpha_beta(x, M, 0 * b, R)),
+    ("gamma_no_bias", R.Gamma(zero_params=("bias",)), lambda x, M, b, R: ref_gamma(x, M, b, R, zero_bias=True)),
+    ("wsquare_no_bias", R.WSquare(zero_params=("bias",)), lambda x, M, b, R: ref_wsquare(x, M, 0 * b, R)),
 ]
 
 
@@ -177,18 +183,36 @@ def test_norm_on_average_pool_matches_matrix_form():
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("make_layer", [dense_layer, conv_layer], ids=["dense", "conv"])
+def test_gamma_shortcut_when_relevance_vanishes_off_positive_outputs(make_layer):
+    """After a ReLU, with relevance zero wherever z <= 0 (what the engine proves before it sets the flag),
+    the one-view shortcut equals the full rule."""
+    layer, M, b, shape = make_layer(seed=8)
+    rng = np.random.default_rng(9)
+    x = np.abs(rng.normal(size=shape)) * (rng.random(shape) > 0.3)
+    z = x.ravel() @ M + b
+    relevance = rng.normal(size=M.shape[1]) * (z > 0)
+    full = run_rule(R.Gamma(0.25), layer, x, relevance, True)
+    x = jnp.asarray(x)
+    z = layer.apply(x, layer.params)
+    short = R.Gamma(0.25)(layer._replace(nonnegative_input=True, relevance_only_where_positive=True), x, z,
+                          jnp.asarray(relevance).reshape(z.shape))
+    np.testing.assert_allclose(np.asarray(short).ravel(), full, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(full, ref_gamma(np.asarray(x).ravel(), M, b, relevance), rtol=1e-10, atol=1e-14)
+
+
 def test_max_pool_gradient_is_winner_take_all_with_first_maximum():
     pool = R.Layer("maxpool", "pool", lambda x, p: L.avg_pool(x), {})
     x = jnp.asarray([[1.0, 3.0, 2.0, 2.0], [3.0, 0.0, 2.0, 1.0], [0, 0, 0, 0], [0, 0, 0, 0]])[None, :, :, None]
     relevance = jnp.asarray([[10.0, 20.0], [30.0, 40.0]])[None, :, :, None]
-    got = R.Gradient()(pool, x, L.max_pool(x), relevance, True)[0, :, :, 0]
+    got = R.Gradient()(pool, x, L.max_pool(x), relevance)[0, :, :, 0]
     want = np.array([[0, 10, 20, 0], [0, 0, 0, 0], [30, 0, 40, 0], [0, 0, 0, 0]], float)
     np.testing.assert_array_equal(np.asarray(got), want)
     # and it equals jax's own gradient of max pooling where the maximum is unique
     x = jax.random.normal(jax.random.key(0), (1, 6, 8, 3))
     relevance = jax.random.normal(jax.random.key(1), (1, 3, 4, 3))
     _, vjp = jax.vjp(L.max_pool, x)
-    np.testing.assert_allclose(R.Gradient()(pool, x, None, relevance, False), vjp(relevance)[0])
+    np.testing.assert_allclose(R.Gradient()(pool, x, None, relevance), vjp(relevance)[0])
 
 
 @pytest.mark.parametrize("make_layer", [dense_layer, conv_layer], ids=["dense", "conv"])
