@@ -36,7 +36,7 @@ def random_vgg(*, width=1.0, size=224, num_classes=10, pool_to=7, batch_norm=Fal
 def normalized_images(batch, size, seed=0, dtype=jnp.float64):
     """Uniform [0, 1] RGB pixels normalised with ImageNet's mean and std, NHWC."""
     pixels = jax.random.uniform(jax.random.key(seed), (batch, size, size, 3), dtype)
-    return (pixels - IMAGENET_MEAN) / IMAGENET_STD
+    return ((pixels - IMAGENET_MEAN) / IMAGENET_STD).astype(dtype)
 
 
 def relative_error(got, want):

@@ -184,3 +184,15 @@ def test_fixed_size_model_refuses_other_sizes_and_both_targets_kinds():
     with pytest.raises(ValueError, match=r"\[1, 10\]"):
         lrpjax.explain(model, variables, np.zeros((1, 64, 64, 3)), None, preset("epsilon"),
                        output_relevance=np.ones((1, 3)))
+
+
+def test_bfloat16_runs_and_stays_close_to_float32():
+    model, variables = random_vgg(width=0.125, size=64, seed=17, dtype=jnp.float32)
+    images = normalized_images(2, 64, seed=18, dtype=jnp.float32)
+    composite = preset("epsilon_gamma_box")
+    full = lrpjax.explain(model, variables, images, [0, 1], composite)
+    half = lrpjax.explain(model, variables, images.astype(jnp.bfloat16), [0, 1], composite)
+    assert half.dtype == jnp.bfloat16 and full.dtype == jnp.float32
+    correlation = np.corrcoef(np.asarray(full).ravel(), np.asarray(half, np.float32).ravel())[0, 1]
+    print(f"bfloat16 vs float32 epsilon_gamma_box: correlation {correlation:.5f}")
+    assert correlation > 0.99
