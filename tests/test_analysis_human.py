@@ -1,29 +1,18 @@
 """Human similarity: CSV formats, model RDMs, RSA and its permutation null, noise ceiling, triads, fc7 features."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_vgg
 
-import lrpjax
 from lrpjax.analysis import human
 from lrpjax.canonize import merge_batch_norm
 from lrpjax.engine import forward
 
 
 def tiny_vgg(seed=0):
-    """A 1/16-width VGG-16 for 32x32 inputs, He-normal weights drawn in numpy (model.init compiles slowly)."""
-    model = lrpjax.vgg16(num_classes=2, width=1 / 16, pool_to=None, input_size=32)
-    rng = np.random.default_rng(seed)
-    params, channels = {}, 3
-    for spec in model.layers:
-        if spec.kind in ("conv", "dense"):
-            shape = (3, 3, channels, spec.size) if spec.kind == "conv" else (channels, spec.size)
-            fan_in = int(np.prod(shape[:-1]))
-            params[spec.name] = {"kernel": jnp.asarray(rng.normal(0, np.sqrt(2 / fan_in), shape)),
-                                 "bias": jnp.asarray(rng.normal(0, 0.05, spec.size))}
-            channels = spec.size
-    return model, {"params": params}
+    """A 1/16-width VGG-16 for 32x32 inputs."""
+    return random_vgg(width=1 / 16, size=32, num_classes=2, pool_to=None, seed=seed)
 
 
 def random_rdm(n, rng, dims=4):
