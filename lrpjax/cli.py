@@ -3,6 +3,7 @@
     lrpjax demo [--faces DIR] [--out DIR]            train a small VGG-16 on faces, explain it, write heatmaps
     lrpjax heatmaps CHECKPOINT --images DIR --out DIR  explain a folder of images with a converted checkpoint
     lrpjax crosscheck WEIGHTS --images DIR            lrpjax against Zennit on your own weights and images
+    lrpjax explain CHECKPOINT --images DIR --out DIR   relevance of a whole data set into a resumable HDF5 store
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+
+from lrpjax import crosscheck
 
 DEFAULT_FACES = os.path.join("..", "shared", "data", "faces")
 
@@ -54,6 +57,35 @@ def _heatmaps(args: argparse.Namespace) -> int:
     return 0 if written else 1
 
 
+def _explain(args: argparse.Namespace) -> int:
+    import jax
+
+    from lrpjax import batch, gallery
+
+    if args.coordinator or args.distributed:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                   shutdown_timeout_seconds=max(300, int(args.merge_wait)))
+        index, count = jax.process_index(), jax.process_count()
+    else:
+        index, count = args.process_id or 0, args.num_processes or 1
+    batch.explain_dataset(
+        args.checkpoint, args.images, args.out, composite_names=args.composite, target=args.target,
+        batch_size=args.batch_size, dtype=args.dtype, keep_channels=args.keep_channels, png=args.png,
+        cmap=args.cmap, labels_csv=args.labels, labels_from_folders=args.labels_from_folders,
+        chunk_size=args.chunk_size, workers=args.workers, process_index=index, process_count=count)
+    if count > 1:
+        if index != 0:
+            return 0
+        if not batch.wait_for_parts(args.out, count, timeout=args.merge_wait):
+            print(f"lrpjax explain: parts still running after {args.merge_wait} s; merge later with "
+                  f"python -c \"import lrpjax.batch as b; b.merge_parts({args.out!r})\"", file=sys.stderr)
+            return 1
+        print(f"merged the parts into {batch.merge_parts(args.out)}")
+    if args.gallery:
+        print(f"gallery: {gallery.write_gallery(args.out, cmap=args.cmap)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrpjax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,14 +108,34 @@ def build_parser() -> argparse.ArgumentParser:
     heatmaps.add_argument("--cmap", default="coldnhot")
     heatmaps.set_defaults(run=_heatmaps)
 
-    try:
-        from lrpjax import crosscheck
-    except ImportError:  # pragma: no cover - only while crosscheck is absent
-        crosscheck = None
-    if crosscheck is not None:
-        check = commands.add_parser("crosscheck", help="compare lrpjax with Zennit on your weights and images")
-        crosscheck.add_arguments(check)
-        check.set_defaults(run=crosscheck.main)
+    explain = commands.add_parser("explain", help="relevance of a whole folder into a resumable HDF5 store")
+    explain.add_argument("checkpoint")
+    explain.add_argument("--images", required=True, help="folder of images (recursive; ids are relative paths)")
+    explain.add_argument("--out", required=True, help="folder for relevance.h5, summary.json, skipped.csv")
+    explain.add_argument("--composite", nargs="+", default=["epsilon_gamma_box"])
+    explain.add_argument("--target", default="predicted", help="label, predicted or a class index")
+    explain.add_argument("--batch-size", type=int, default=32)
+    explain.add_argument("--chunk-size", type=int, default=256, help="images per resumable chunk")
+    explain.add_argument("--dtype", choices=["float16", "float32"], default="float32",
+                         help="stored relevance (float16 halves the file; values below ~6e-8 flush to 0)")
+    explain.add_argument("--keep-channels", action="store_true", help="store [N,H,W,C] instead of channel sums")
+    explain.add_argument("--labels", default=None, help="CSV with id,label (default: IMAGES/labels.csv)")
+    explain.add_argument("--labels-from-folders", action="store_true", help="label = first-level folder name")
+    explain.add_argument("--png", action="store_true", help="heatmap and overlay PNGs per image and composite")
+    explain.add_argument("--gallery", action="store_true", help="write index.html with a comparison grid")
+    explain.add_argument("--cmap", default="coldnhot")
+    explain.add_argument("--workers", type=int, default=4, help="image loading threads")
+    explain.add_argument("--coordinator", default=None, help="jax.distributed coordinator HOST:PORT")
+    explain.add_argument("--num-processes", type=int, default=None)
+    explain.add_argument("--process-id", type=int, default=None)
+    explain.add_argument("--distributed", action="store_true", help="jax.distributed from the environment")
+    explain.add_argument("--merge-wait", type=float, default=3600.0,
+                         help="seconds process 0 waits for the other parts (they wait as long at exit)")
+    explain.set_defaults(run=_explain)
+
+    check = commands.add_parser("crosscheck", help="compare lrpjax with Zennit on your weights and images")
+    crosscheck.add_arguments(check)
+    check.set_defaults(run=crosscheck.main)
     return parser
 
 

@@ -116,6 +116,8 @@ def backward(chain, params, rules, inputs, outputs, relevance, keep_layers: bool
             relevance = relevance.reshape(x.shape)
         else:
             layer = Layer(spec.kind, spec.name, _linear_view(spec), p, nonnegative, positive_only)
+            if spec.kind == "maxpool":
+                z = layer.apply(x, p)  # rules read a max pool through its proportional (average) view
             relevance = rule(layer, x, z, relevance)
         if keep_layers:
             per_layer[spec.name] = relevance[0]

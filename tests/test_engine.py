@@ -47,13 +47,15 @@ def test_conservation_with_zero_biases():
     targets = jnp.array([1, 4])
     logits = model.apply(variables, images)[jnp.arange(2), targets]
     tight = composites.get("epsilon", epsilon=1e-12, stabilizer=1e-12)
-    presets = [tight] + [preset(name) for name in CONSERVING]
+    tight_proportional = composites.get("epsilon", epsilon=1e-12, stabilizer=1e-12, maxpool="proportional")
+    presets = [tight, tight_proportional] + [preset(name) for name in CONSERVING]
+    names = ["epsilon(1e-12)", "epsilon(1e-12)/proportional"] + CONSERVING
     results = lrpjax.explain_full(model, variables, images, targets, presets).relevance
-    for name, relevance in zip(["epsilon(1e-12)"] + CONSERVING, results):
+    for name, relevance in zip(names, results):
         sums = relevance.sum(axis=(1, 2, 3))
         error = float(jnp.max(jnp.abs(sums - logits) / jnp.abs(logits)))
-        print(f"conservation {name:24s} |sum R - logit| / |logit| = {error:.2e}")
-        assert error <= (1e-8 if name == "epsilon(1e-12)" else 1e-3), name
+        print(f"conservation {name:28s} |sum R - logit| / |logit| = {error:.2e}")
+        assert error <= (1e-8 if name.startswith("epsilon(1e-12)") else 1e-3), name
 
 
 def test_float32_error_against_float64_is_small(vgg16_224):

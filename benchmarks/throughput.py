@@ -1,0 +1,171 @@
+"""Throughput of lrpjax's LRP against the forward pass, jax gradient x input, and Zennit, side by side.
+
+    python benchmarks/throughput.py                       # VGG-16, 224x224, batches 1, 8, 16, float32
+    python benchmarks/throughput.py --compare-ynn         # the same with and without XLA's YNNPACK fusion
+    python benchmarks/throughput.py --batch 16 --composite epsilon_gamma_box --repeats 5
+
+Every method runs on the same random VGG-16 weights and the same images, in this one
+process, alternating methods per repeat so drift hits all alike; the table reports the
+best of the repeats in images/s and the ratios LRP / gradient (cost) and Zennit / LRP
+(speed-up). Compilation (jax) and warm-up (torch) are excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+YNN_OFF = "--xla_cpu_experimental_ynn_fusion_type="
+DEFAULT_COMPOSITES = ("epsilon", "epsilon_gamma_box", "epsilon_plus", "epsilon_plus_flat", "epsilon_alpha2_beta1",
+                      "epsilon_alpha2_beta1_flat", "tutorial")
+ZENNIT_COMPOSITES = ("epsilon_gamma_box", "epsilon_plus", "epsilon_plus_flat", "epsilon_alpha2_beta1",
+                     "epsilon_alpha2_beta1_flat")
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # compile / warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def jax_methods(batch: int, size: int, composite_names: list[str]) -> tuple[dict[str, Callable], object, object]:
+    import jax
+    import jax.numpy as jnp
+
+    import lrpjax
+    from lrpjax.preprocess import TORCHVISION, zbox_bounds
+
+    model = lrpjax.vgg16(num_classes=1000)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, size, size, 3)))
+    keys = iter(jax.random.split(jax.random.key(1), 64))
+    variables = jax.tree_util.tree_map_with_path(
+        lambda path, a: 0.05 * jax.random.normal(next(keys), a.shape) if "bias" in jax.tree_util.keystr(path) else a,
+        variables)
+    images = jax.random.normal(jax.random.key(2), (batch, size, size, 3), jnp.float32)
+    targets = jnp.arange(batch) % 1000
+    forward = jax.jit(model.apply)
+
+    @jax.jit
+    def gradient_x_input(variables, images, targets):
+        def logit(image, target):
+            return model.apply(variables, image[None])[0, target]
+        return jax.vmap(jax.grad(logit))(images, targets) * images
+
+    low, high = zbox_bounds(TORCHVISION)
+    methods = {
+        "forward": lambda: forward(variables, images).block_until_ready(),
+        "gradient x input": lambda: gradient_x_input(variables, images, targets).block_until_ready(),
+    }
+    for name in composite_names:
+        kwargs = {"low": low, "high": high} if name in ("epsilon_gamma_box", "tutorial") else {}
+        composite = lrpjax.composites.get(name, **kwargs)
+        methods[f"lrpjax {name}"] = (
+            lambda c=composite: lrpjax.explain(model, variables, images, targets, c).block_until_ready())
+    return methods, variables, images
+
+
+def zennit_methods(variables, images, composite_names: list[str]) -> dict[str, Callable]:
+    import torch
+
+    import lrpjax
+    from lrpjax._zennit import import_zennit
+    from lrpjax.crosscheck import torch_model_for
+
+    zennit = import_zennit()
+    torch.set_num_threads(os.cpu_count() or 1)
+    net = torch_model_for(lrpjax.vgg16(num_classes=1000), variables, None).eval()
+    x = torch.from_numpy(np.asarray(images).transpose(0, 3, 1, 2).copy())
+    one_hot = torch.eye(1000)[torch.arange(x.shape[0]) % 1000]
+    mean = torch.tensor([0.485, 0.456, 0.406])[None, :, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[None, :, None, None]
+    low, high = (torch.zeros_like(x) - mean) / std, (torch.ones_like(x) - mean) / std
+    composites = {
+        "epsilon_gamma_box": lambda: zennit.composites.EpsilonGammaBox(low=low, high=high),
+        "epsilon_plus": zennit.composites.EpsilonPlus,
+        "epsilon_plus_flat": zennit.composites.EpsilonPlusFlat,
+        "epsilon_alpha2_beta1": zennit.composites.EpsilonAlpha2Beta1,
+        "epsilon_alpha2_beta1_flat": zennit.composites.EpsilonAlpha2Beta1Flat,
+    }
+
+    def run(make):
+        with zennit.attribution.Gradient(net, make()) as attributor:
+            attributor(x.clone().requires_grad_(), one_hot)
+
+    def torch_gradient():
+        inputs = x.clone().requires_grad_()
+        (net(inputs) * one_hot).sum().backward()
+
+    methods = {"torch gradient x input": torch_gradient}
+    methods.update({f"zennit {n}": (lambda m=composites[n]: run(m)) for n in composite_names if n in composites})
+    return methods
+
+
+def measure(batches: list[int], size: int, repeats: int, composite_names: list[str], zennit: bool) -> list[dict]:
+    rows = []
+    for batch in batches:
+        methods, variables, images = jax_methods(batch, size, composite_names)
+        if zennit:
+            methods.update(zennit_methods(variables, images, composite_names))
+        for name, fn in methods.items():
+            seconds = best_time(fn, repeats)
+            rows.append({"batch": batch, "method": name, "seconds": seconds, "images_per_s": batch / seconds})
+            print(f"  batch {batch:3d}  {name:36s} {batch / seconds:8.2f} images/s", file=sys.stderr, flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| batch | method | images/s | × gradient cost | Zennit / lrpjax |", "|---|---|---|---|---|"]
+    for batch in sorted({r["batch"] for r in rows}):
+        by_name = {r["method"]: r for r in rows if r["batch"] == batch}
+        gradient = by_name["gradient x input"]["seconds"]
+        for name, r in by_name.items():
+            cost = f"{r['seconds'] / gradient:.2f}"
+            speedup = ""
+            if name.startswith("lrpjax ") and f"zennit {name[7:]}" in by_name:
+                speedup = f"{by_name['zennit ' + name[7:]]['seconds'] / r['seconds']:.1f}×"
+            lines.append(f"| {batch} | {name} | {r['images_per_s']:.2f} | {cost} | {speedup} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8, 16])
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--composite", nargs="+", default=list(DEFAULT_COMPOSITES))
+    parser.add_argument("--no-zennit", action="store_true", help="skip the torch/Zennit side")
+    parser.add_argument("--compare-ynn", action="store_true",
+                        help=f"run twice, with jaxlib's default CPU fusion and with XLA_FLAGS={YNN_OFF}")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+    if args.compare_ynn:
+        child = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--compare-ynn"]
+        for label, flags in (("jaxlib default (YNNPACK fusion on)", ""), ("YNNPACK fusion off", YNN_OFF)):
+            env = {**os.environ, "XLA_FLAGS": flags, "LRPJAX_KEEP_XLA_FLAGS": "1"}
+            print(f"\n## {label}: XLA_FLAGS={flags!r}\n", flush=True)
+            subprocess.run([sys.executable, __file__, *child], env=env, check=True)
+        return 0
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", file=sys.stderr)
+    rows = measure(args.batch, args.size, args.repeats, args.composite, not args.no_zennit)
+    print(table(rows), flush=True)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
