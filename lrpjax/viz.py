@@ -121,3 +121,25 @@ def save_png(image: np.ndarray, path: str | os.PathLike[str]) -> str:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     Image.fromarray(np.asarray(image, np.uint8)).save(path)
     return path
+
+
+def denormalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                pixel_range: Sequence[float] = (0.0, 1.0)) -> np.ndarray:
+    """A preprocessed image ``[H, W, 3]`` (``(pixel - mean) / std``) back to RGB uint8 for display."""
+    pixels = np.asarray(image, np.float64) * np.asarray(std, np.float64) + np.asarray(mean, np.float64)
+    low, high = (float(v) for v in pixel_range)
+    return np.clip(np.round((pixels - low) / (high - low) * 255), 0, 255).astype(np.uint8)
+
+
+def colorbar(cmap: str = "coldnhot", *, width: int = 256, height: int = 14,
+             labels: Sequence[str] = ("-max |R|", "0", "+max |R|")) -> np.ndarray:
+    """A horizontal legend ``[height + 14, width, 3]``: the colour map from 0 to 255 with labels below
+    (left, centre, right; the symmetric normalisation's meaning by default)."""
+    table = colormap(cmap)[np.linspace(0, 255, width).round().astype(int)]
+    canvas = Image.new("RGB", (width, height + 14), "white")
+    canvas.paste(Image.fromarray(np.repeat(table[None], height, axis=0)), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for label, anchor in zip(labels, ("ls", "ms", "rs")):
+        x = {"ls": 0, "ms": width // 2, "rs": width - 1}[anchor]
+        draw.text((x, height + 12), str(label), fill="black", anchor=anchor)
+    return np.asarray(canvas)
