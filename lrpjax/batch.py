@@ -400,7 +400,6 @@ class Explainer:
         self._data = NamedSharding(mesh, P("data"))
         as_float32 = jax.tree.map(lambda a: np.asarray(a, np.float32), variables)
         self._variables = jax.device_put(as_float32, NamedSharding(mesh, P()))
-        self._logits = jax.jit(lambda v, x: model.apply(v, x))
 
     def __call__(self, images: np.ndarray,
                  targets: np.ndarray | None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
@@ -411,11 +410,12 @@ class Explainer:
         padded[:count] = images
         x = jax.device_put(padded, self._data)
         if targets is None:
-            chosen = np.asarray(jnp.argmax(self._logits(self._variables, x), axis=-1)).astype(np.int64)
+            out = engine.explain_full(self.model, self._variables, x, "predicted", self.composites)
+            chosen = np.asarray(jnp.argmax(out.logits, axis=-1)).astype(np.int64)
         else:
             chosen = np.zeros(self.batch_size, np.int64)
             chosen[:count] = targets
-        out = engine.explain_full(self.model, self._variables, x, chosen, self.composites)
+            out = engine.explain_full(self.model, self._variables, x, chosen, self.composites)
         relevance = [np.asarray(r if self.keep_channels else jnp.sum(r, axis=-1))[:count] for r in out.relevance]
         return relevance, np.asarray(out.logits)[:count], chosen[:count]
 

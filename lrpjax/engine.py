@@ -125,17 +125,18 @@ def backward(chain, params, rules, inputs, outputs, relevance, keep_layers: bool
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(chain: tuple[LayerSpec, ...], composites: tuple[Composite, ...], start_at_logit: bool,
-              keep_layers: bool):
+def _compiled(chain: tuple[LayerSpec, ...], composites: tuple[Composite, ...], start: str, keep_layers: bool):
     """One jitted, vmapped function per (chain, composites, flags); jax caches per shape/dtype inside."""
     rules_per_composite = [c.resolve([s for s in chain if s.kind != "batchnorm"]) for c in composites]
 
     def single(variables, image, output_relevance):
         merged_chain, params = merge_batch_norm(chain, variables)
         logits, inputs, outputs = forward(merged_chain, params, image)
-        start = output_relevance * logits if start_at_logit else output_relevance
+        if start == "predicted":
+            output_relevance = jax.nn.one_hot(jnp.argmax(logits), logits.shape[-1], dtype=logits.dtype)
+        relevance = output_relevance if start == "given" else output_relevance * logits
         results = [
-            backward(merged_chain, params, rules, inputs, outputs, start[None], keep_layers)
+            backward(merged_chain, params, rules, inputs, outputs, relevance[None], keep_layers)
             for rules in rules_per_composite
         ]
         return tuple(r[0] for r in results), logits, tuple(r[1] for r in results)
@@ -162,8 +163,8 @@ def explain_full(
     if not composites or not all(isinstance(c, Composite) for c in composites):
         raise TypeError(f"composite must be a lrpjax Composite or a sequence of them, got {composite!r}")
     images = _check_images(model, images)
-    start, start_at_logit = _start_relevance(model, images, targets, output_relevance)
-    fn = _compiled(model.layers, composites, start_at_logit, return_layers)
+    start, mode = _start_relevance(model, images, targets, output_relevance)
+    fn = _compiled(model.layers, composites, mode, return_layers)
     relevance, logits, layers = fn(variables, images, start)
     if isinstance(composite, Composite):
         return Explanation(relevance[0], logits, layers[0])
@@ -186,7 +187,8 @@ def explain(
       variables: its variables (``{"params": ..., "batch_stats": ...}``); cast to the images' dtype.
       images: ``[B, H, W, C]`` floating point (float32 by default; float64 with ``jax_enable_x64`` for exact
         cross-checks; bfloat16 for speed on accelerators).
-      targets: class index per image; relevance starts at that logit (``R = logit`` at the target, 0 elsewhere).
+      targets: class index per image, or ``"predicted"`` (each image's highest logit, found inside the same
+        compiled pass); relevance starts at that logit (``R = logit`` at the target, 0 elsewhere).
       composite: a :class:`~lrpjax.composites.Composite`, or several (one forward pass, a tuple of results).
       output_relevance: instead of ``targets``, the relevance at the output, ``[B, num_classes]``
         (e.g. one-hot, as Zennit's attributors take).
@@ -234,16 +236,22 @@ def _input_channels(model: VGG) -> int:
     return getattr(model, "in_channels", 3)
 
 
-def _start_relevance(model: VGG, images: Array, targets: Any, output_relevance: Any) -> tuple[Array, bool]:
+def _start_relevance(model: VGG, images: Array, targets: Any, output_relevance: Any) -> tuple[Array, str]:
+    """The array the compiled pass starts from, and how: ``target_logit``, ``predicted`` or ``given``."""
     batch = images.shape[0]
     if (targets is None) == (output_relevance is None):
-        raise ValueError("give exactly one of targets (class per image) and output_relevance ([B, num_classes])")
+        raise ValueError("give exactly one of targets (class per image or 'predicted') and output_relevance "
+                         "([B, num_classes])")
     if output_relevance is not None:
         output_relevance = jnp.asarray(output_relevance, images.dtype)
         if output_relevance.shape != (batch, model.num_classes):
             raise ValueError(f"output_relevance must be [{batch}, {model.num_classes}], "
                              f"got {tuple(output_relevance.shape)}")
-        return output_relevance, False
+        return output_relevance, "given"
+    if isinstance(targets, str):
+        if targets != "predicted":
+            raise ValueError(f"targets={targets!r}: give class indices or 'predicted'")
+        return jnp.zeros((batch, model.num_classes), images.dtype), "predicted"
     targets = np.asarray(targets)
     if targets.ndim == 0:
         targets = np.full((batch,), targets)
@@ -254,7 +262,7 @@ def _start_relevance(model: VGG, images: Array, targets: Any, output_relevance: 
     bad = targets[(targets < 0) | (targets >= model.num_classes)]
     if bad.size:
         raise ValueError(f"targets {bad.tolist()} out of range for {model.num_classes} classes")
-    return jax.nn.one_hot(targets, model.num_classes, dtype=images.dtype), True
+    return jax.nn.one_hot(targets, model.num_classes, dtype=images.dtype), "target_logit"
 
 
 def sum_channels(relevance: Array) -> Array:

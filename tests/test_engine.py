@@ -104,6 +104,17 @@ def test_output_relevance_one_hot_times_logit_equals_targets():
     np.testing.assert_allclose(by_target, by_relevance, rtol=1e-12, atol=1e-16)
 
 
+def test_predicted_targets_are_found_in_the_same_pass():
+    model, variables = random_vgg(width=0.125, size=64, seed=19)
+    images = normalized_images(3, 64, seed=20)
+    composite = preset("epsilon_gamma_box")
+    predicted = jnp.argmax(model.apply(variables, images), axis=-1)
+    np.testing.assert_array_equal(lrpjax.explain(model, variables, images, "predicted", composite),
+                                  lrpjax.explain(model, variables, images, predicted, composite))
+    with pytest.raises(ValueError, match="predicted"):
+        lrpjax.explain(model, variables, images, "best", composite)
+
+
 def test_layer_relevance_is_returned_for_every_layer():
     model, variables = random_vgg(width=0.125, size=64, seed=9, bias_scale=0.0)
     images = normalized_images(1, 64, seed=10)
