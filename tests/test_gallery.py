@@ -4,9 +4,9 @@ import os
 from html.parser import HTMLParser
 
 import h5py
-import jax
 import numpy as np
 import pytest
+from conftest import random_variables
 from PIL import Image
 
 import lrpjax
@@ -18,15 +18,7 @@ VOID = {"meta", "img", "br", "link", "input", "hr"}
 
 
 def _tiny_variables(model, seed=0):
-    """He-initialised kernels and N(0, 0.05) biases from numpy (flax's own init takes seconds on 2 cores)."""
-    rng = np.random.default_rng(seed)
-
-    def leaf(path, spec):
-        if jax.tree_util.keystr(path).endswith("['kernel']"):
-            return (rng.normal(size=spec.shape) * np.sqrt(2 / np.prod(spec.shape[:-1]))).astype(spec.dtype)
-        return (0.05 * rng.normal(size=spec.shape)).astype(spec.dtype)
-
-    return jax.tree_util.tree_map_with_path(leaf, checkpoints.abstract_variables(model))
+    return random_variables(model, seed=seed, dtype=np.float32)
 
 
 class _Page(HTMLParser):
