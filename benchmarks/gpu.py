@@ -1,0 +1,105 @@
+"""Accelerator throughput of VGG-16 LRP at 224x224, fp32 / TF32 / bf16, with the parity each costs.
+
+    python benchmarks/gpu.py                                  # batches 64, 128, 256; epsilon_gamma_box
+    python benchmarks/gpu.py --batch 128 --composite epsilon epsilon_gamma_box --loader-images 2048
+
+For each precision the table gives heatmaps/s (device only, best of the repeats, compilation
+excluded) and the error against full-precision fp32 on the same images (max|dR|/max|R| and the
+correlation of the maps). ``--loader-images N`` also times the host input pipeline of
+``lrpjax explain`` (JPEG decode, resize 256, crop 224, normalise, thread pool) on N copies of the
+shared London faces, to show whether it keeps up with the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import lrpjax
+from lrpjax.preprocess import TORCHVISION, zbox_bounds
+
+PRECISIONS = {  # name -> (input dtype, jax matmul/conv precision)
+    "fp32": (jnp.float32, "highest"),
+    "tf32": (jnp.float32, "tensorfloat32"),
+    "bf16": (jnp.bfloat16, "bfloat16"),
+}
+
+
+def timed(fn, repeats: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def device_table(batches: list[int], names: list[str], repeats: int) -> list[str]:
+    model = lrpjax.vgg16(num_classes=1000)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+    low, high = zbox_bounds(TORCHVISION)
+    rows = ["| batch | composite | precision | heatmaps/s | max|dR|/max|R| vs fp32 | correlation |",
+            "|---|---|---|---|---|---|"]
+    for batch in batches:
+        images = jax.random.normal(jax.random.key(1), (batch, 224, 224, 3), jnp.float32)
+        for name in names:
+            composite = lrpjax.composites.get(name, **({"low": low, "high": high} if name == "epsilon_gamma_box"
+                                                        else {}))
+            reference = None
+            for label, (dtype, precision) in PRECISIONS.items():
+                x = images.astype(dtype)
+                with jax.default_matmul_precision(precision):
+                    def run(x=x, composite=composite):
+                        return lrpjax.explain(model, variables, x, "predicted", composite).block_until_ready()
+
+                    seconds = timed(run, repeats)
+                    maps = np.asarray(run(), np.float32)
+                reference = maps if reference is None else reference
+                error = np.abs(maps - reference).max() / np.abs(reference).max()
+                correlation = np.corrcoef(maps.ravel(), reference.ravel())[0, 1]
+                rows.append(f"| {batch} | {name} | {label} | {batch / seconds:.0f} | {error:.1e} | {correlation:.5f} |")
+                print(rows[-1], flush=True)
+    return rows
+
+
+def loader_rate(count: int, workers: int) -> float:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lrpjax.batch import image_loader
+
+    faces = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "faces", "london", "neutral")
+    files = sorted(os.path.join(faces, f) for f in os.listdir(faces))
+    paths = [files[i % len(files)] for i in range(count)]
+    load = image_loader(dict(preprocessing=dict(TORCHVISION)), (224, 224, 3))
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(load, paths):
+            pass
+    return count / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--composite", nargs="+", default=["epsilon_gamma_box"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--loader-images", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    print(f"devices: {jax.devices()}", file=sys.stderr)
+    print("\n".join(device_table(args.batch, args.composite, args.repeats)))
+    if args.loader_images:
+        rate = loader_rate(args.loader_images, args.workers)
+        print(f"\ninput pipeline: {rate:.0f} images/s decoded and preprocessed with {args.workers} threads")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
