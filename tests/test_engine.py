@@ -59,10 +59,11 @@ def test_conservation_with_zero_biases():
 
 
 def test_float32_error_against_float64_is_small(vgg16_224):
-    """Float32 against float64, per image. Where round-off flips a max-pool window's winner, a window's
-    relevance moves to a neighbouring pixel: for the all-epsilon preset (the noisiest maps) that reaches
-    ~5e-2 of max|R| on these random networks. Every other preset, and every preset with proportional
-    max-pooling (where nothing can flip), stays below 1e-2."""
+    """Float32 against float64, per image. Every preset but the all-epsilon one stays below 1e-2, with
+    winner-take-all or proportional max-pooling. All-epsilon maps (LRP-0 with a 1e-6 stabiliser, R/z at
+    every layer) amplify float32 round-off wherever a pre-activation is near zero, and a winner flipped by
+    round-off moves a window's relevance to a neighbour: up to a few 1e-2 on these random networks, so
+    that preset is held to 5e-2."""
     model, variables = vgg16_224
     images = normalized_images(3, 224, seed=4)
     targets = jnp.array([2, 5, 8])
@@ -75,7 +76,7 @@ def test_float32_error_against_float64_is_small(vgg16_224):
         assert r32.dtype == jnp.float32 and r64.dtype == jnp.float64
         errors = [relative_error(r32[i], r64[i]) for i in range(len(images))]
         print(f"float32 vs float64 {name:40s} per image max|dR|/max|R| = {', '.join(f'{e:.1e}' for e in errors)}")
-        assert max(errors) < (1e-1 if name == "epsilon" else 1e-2), name
+        assert max(errors) < (5e-2 if name.startswith("epsilon/") or name == "epsilon" else 1e-2), name
 
 
 def test_batch_equals_single_images_and_compiles_once():
