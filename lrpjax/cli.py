@@ -1,7 +1,7 @@
 """The ``lrpjax`` command: a thin layer over the library's functions.
 
     lrpjax demo [--faces DIR] [--out DIR]            train a small VGG-16 on faces, explain it, write heatmaps
-    lrpjax heatmaps CHECKPOINT --images DIR --out DIR  explain a folder of images with a converted checkpoint
+    lrpjax train WORKDIR --train NAME:SPLIT ...       finetune a VGG for a task (resumes in WORKDIR)
     lrpjax crosscheck WEIGHTS --images DIR            lrpjax against Zennit on your own weights and images
     lrpjax explain CHECKPOINT --images DIR --out DIR   relevance of a whole data set into a resumable HDF5 store
 """
@@ -21,40 +21,33 @@ DEFAULT_FACES = os.path.join("..", "shared", "data", "faces")
 def _demo(args: argparse.Namespace) -> int:
     from lrpjax.demo import run_demo
 
-    summary = run_demo(args.faces, args.out, epochs=args.epochs, seed=args.seed, size=args.size)
+    summary = run_demo(args.out, faces=args.faces, epochs=args.epochs, seed=args.seed, size=args.size)
     print(f"test accuracy {summary['test_accuracy']:.3f}; heatmaps and report in {args.out}/")
     return 0
 
 
-def _heatmaps(args: argparse.Namespace) -> int:
-    import numpy as np
+def _train(args: argparse.Namespace) -> int:
+    import json
 
-    from lrpjax import checkpoints, composites, engine, viz
-    from lrpjax.preprocess import load_image, preprocess, zbox_bounds
+    from lrpjax import data, train
 
-    model, variables, metadata = checkpoints.load(args.checkpoint)
-    low, high = zbox_bounds(metadata)
-    needs_bounds = {"epsilon_gamma_box", "tutorial"}
-    chosen = [composites.get(n, **({"low": low, "high": high} if n in needs_bounds else {})) for n in args.composite]
-    files = sorted(f for f in os.listdir(args.images) if not f.startswith("."))
-    written = 0
-    for name in files:
-        try:
-            image = load_image(os.path.join(args.images, name))
-        except ValueError as error:
-            print(f"skipped: {error}", file=sys.stderr)
-            continue
-        x = preprocess(image, metadata)
-        logits = model.apply(variables, x)
-        target = int(np.argmax(logits[0])) if args.target is None else args.target
-        result = engine.explain_full(model, variables, x, [target], chosen)
-        for composite_name, relevance in zip(args.composite, result.relevance):
-            heat = viz.heatmap_image(np.asarray(relevance[0]), args.cmap)
-            stem = os.path.splitext(name)[0]
-            viz.save_png(heat, os.path.join(args.out, f"{stem}_{composite_name}.png"))
-        written += 1
-    print(f"explained {written} of {len(files)} files into {args.out}/")
-    return 0 if written else 1
+    paths = data.DataPaths(args.data_dir, faces=args.faces, manual_dir=args.manual_dir)
+    preprocessing = None if args.preprocessing is None else json.loads(args.preprocessing)
+    model = {"width": args.width, "batch_norm": args.batch_norm, "pool_to": None, "input_size": args.input_size}
+    config = train.TrainConfig(
+        base=args.base, model={} if args.base else model, preprocessing=preprocessing, task=args.task or args.train,
+        trainable=args.trainable, optimizer=args.optimizer, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, schedule=args.schedule, steps=args.steps,
+        batch_size=args.batch_size, seed=args.seed, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, workers=args.workers)
+    splits = {"train": data.open_named_split(args.train, paths),
+              "validation": args.validation and data.open_named_split(args.validation, paths),
+              "tests": [data.open_named_split(spec, paths) for spec in args.test]}
+    results = train.run(config, args.workdir, **splits)
+    summary = ", ".join(f"{name} {r['accuracy']:.3f}" for name, r in results["test"].items())
+    print(f"trained to step {results['step']}; test accuracy: {summary or 'no test split'}; "
+          f"checkpoint in {os.path.join(args.workdir, 'model')}")
+    return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -92,21 +85,43 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="train a small VGG-16 on faces, explain it, write heatmaps")
-    demo.add_argument("--faces", default=DEFAULT_FACES, help="faces folder (london/, canada/ with info.csv)")
+    demo.add_argument("--faces", default=None,
+                      help=f"faces folder (london/, canada/ with info.csv; e.g. {DEFAULT_FACES}): gender on London "
+                           "instead of the default face/non-face task on scikit-image's LFW crops")
     demo.add_argument("--out", default=os.path.join("out", "demo"))
     demo.add_argument("--epochs", type=int, default=30)
-    demo.add_argument("--size", type=int, default=64)
+    demo.add_argument("--size", type=int, default=None, help="input side (default 32, or 64 with --faces)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
 
-    heatmaps = commands.add_parser("heatmaps", help="explain a folder of images with a converted checkpoint")
-    heatmaps.add_argument("checkpoint")
-    heatmaps.add_argument("--images", required=True)
-    heatmaps.add_argument("--out", required=True)
-    heatmaps.add_argument("--composite", nargs="+", default=["epsilon_gamma_box"])
-    heatmaps.add_argument("--target", type=int, default=None, help="class to explain (default: predicted)")
-    heatmaps.add_argument("--cmap", default="coldnhot")
-    heatmaps.set_defaults(run=_heatmaps)
+    fit = commands.add_parser("train", help="finetune a VGG for a task; run again to resume")
+    fit.add_argument("workdir", help="checkpoints, metrics.jsonl, results.json and the final model/ go here")
+    fit.add_argument("--train", required=True, help="data split NAME:SPLIT, e.g. london_gender:train")
+    fit.add_argument("--validation", default=None, help="split for keep-best, e.g. london_gender:validation")
+    fit.add_argument("--test", nargs="*", default=[], help="splits to test the final model on")
+    fit.add_argument("--data-dir", default=os.path.join("out", "tfds"), help="where data sets are built")
+    fit.add_argument("--faces", default=DEFAULT_FACES, help="the small face sets (london/, canada/, orl/)")
+    fit.add_argument("--manual-dir", default=None, help="large sets: lfw/ or lfw.tgz, vggface2/, CelebA's files")
+    fit.add_argument("--base", default=None, help="checkpoint to finetune (default: random initialisation)")
+    fit.add_argument("--width", type=float, default=0.125, help="without --base: channel multiplier")
+    fit.add_argument("--input-size", type=int, default=64, help="without --base: input side")
+    fit.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
+    fit.add_argument("--preprocessing", default=None, help="JSON preprocessing dict (default: the base's)")
+    fit.add_argument("--task", default=None, help="task label stored in the checkpoint (default: --train)")
+    fit.add_argument("--trainable", default="all", choices=["head", "fc", "conv5", "all"])
+    fit.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
+    fit.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
+    fit.add_argument("--learning-rate", type=float, default=0.01)
+    fit.add_argument("--weight-decay", type=float, default=5e-4)
+    fit.add_argument("--warmup-steps", type=int, default=0)
+    fit.add_argument("--steps", type=int, default=1000)
+    fit.add_argument("--batch-size", type=int, default=32)
+    fit.add_argument("--eval-every", type=int, default=100)
+    fit.add_argument("--checkpoint-every", type=int, default=100)
+    fit.add_argument("--workers", type=int, default=4, help="image decoding threads")
+    fit.add_argument("--seed", type=int, default=0, help="fixes the new head, data order, augmentation, dropout")
+    fit.set_defaults(run=_train)
+
 
     explain = commands.add_parser("explain", help="relevance of a whole folder into a resumable HDF5 store")
     explain.add_argument("checkpoint")

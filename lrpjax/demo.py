@@ -1,40 +1,78 @@
-"""The demo job: train a small VGG-16 for gender on real faces, explain it, write heatmaps and a report.
+"""The demo job: train a small VGG-16 on real faces, explain it with LRP, write heatmaps and a report.
 
-It trains on the London set (neutral and smiling photos of four fifths of its 102 people),
-tests on the photos of the other fifth and, separately, on the Canada set (40 other people,
-another camera), all from ``../shared/data/faces``. The
-model is a CPU-scale VGG-16 (1/8 width, batch norm, 64x64 input); the explanations use
-several composites, batch norm merged into the convs.
+Two tasks, both real photographs:
+
+- by default, face versus non-face on the 200 crops from Labeled Faces in the Wild that scikit-image
+  ships (``skimage.data.lfw_subset()``, 25x25 grayscale; 160 train, 40 test): runs on a fresh machine with
+  no download;
+- with ``faces`` (``../shared/data/faces`` or any folder in that layout), gender on the London set (neutral
+  and smiling photos of four fifths of its 102 people; tested on the other fifth and, separately, on the
+  Canada set: 40 other people, another camera).
+
+The model is a CPU-scale VGG-16 (1/8 width, batch norm), trained from scratch with :func:`lrpjax.train.fit`
+(random crops, flips, colour jitter); the explanations use several composites, batch norm merged into the
+convs, and explain the predicted class against the other.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from lrpjax import composites, engine, viz
-from lrpjax.models.vgg import vgg16
+from lrpjax.data.pipeline import crop_image, normalize
+from lrpjax.data.shipped import lfw_subset_splits
+from lrpjax.data.sources import Split, array_split
 from lrpjax.preprocess import TORCHVISION, load_image, zbox_bounds
-from lrpjax.train import evaluate, fit
+from lrpjax.train import TrainConfig, evaluate, fit
 
 GENDERS = ("female", "male")
-MEAN = np.asarray(TORCHVISION["mean"], np.float32)
-STD = np.asarray(TORCHVISION["std"], np.float32)
 DEMO_COMPOSITES = ("epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1", "tutorial")
 
 
-def read_gender_set(folder: str, info_csv: str, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """uint8 images ``[N, size, size, 3]``, labels (0 female, 1 male) and file names of one folder.
+class DemoTask(NamedTuple):
+    """A demo task: its splits (``extra`` tests named by summary key), preprocessing and report text."""
 
-    Unreadable images are skipped with a warning on stderr.
+    title: str
+    train: Split
+    test: Split
+    extra: dict[str, Split]
+    preprocessing: dict[str, Any]
+    description: str
+
+
+def preprocessing_for(size: int) -> dict[str, Any]:
+    """ImageNet normalisation, shorter side resized to ``size * 9 / 8``, a ``size`` crop (random in training)."""
+    return {"name": f"demo{size}", "pixel_range": [0.0, 1.0], "mean": list(TORCHVISION["mean"]),
+            "std": list(TORCHVISION["std"]), "resize": math.ceil(size * 9 / 8), "crop": size}
+
+
+def lfw_subset_task(size: int = 32) -> DemoTask:
+    """Face versus non-face on scikit-image's LFW crops."""
+    splits = lfw_subset_splits()
+    return DemoTask("face or not", splits["train"], splits["test"], {}, preprocessing_for(size),
+                    f"{len(splits['train'])} of the 200 25x25 crops from Labeled Faces in the Wild that scikit-image "
+                    f"ships (faces and non-face patches of the same photos), tested on the other "
+                    f"{len(splits['test'])}")
+
+
+def read_gender_set(folder: str, info_csv: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """uint8 images ``[N, H, W, 3]``, labels (0 female, 1 male) and file names of one folder.
+
+    Unreadable images are skipped with a warning on stderr. ``ValueError`` if none is labelled.
     """
+    if not os.path.isfile(info_csv):
+        raise FileNotFoundError(f"faces labels {info_csv!r} do not exist")
     with open(info_csv, newline="") as handle:
         gender = {row["face_id"]: row["face_gender"] for row in csv.DictReader(handle)}
     images, labels, names = [], [], []
@@ -43,11 +81,10 @@ def read_gender_set(folder: str, info_csv: str, size: int) -> tuple[np.ndarray, 
         if face_id not in gender:
             continue
         try:
-            image = load_image(os.path.join(folder, name))
+            images.append(load_image(os.path.join(folder, name)))
         except ValueError as error:
             print(f"warning: skipped {error}", file=sys.stderr)
             continue
-        images.append(np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR)))
         labels.append(GENDERS.index(gender[face_id]))
         names.append(name)
     if not images:
@@ -55,109 +92,109 @@ def read_gender_set(folder: str, info_csv: str, size: int) -> tuple[np.ndarray, 
     return np.stack(images), np.asarray(labels), names
 
 
-def normalize_pixels(images: np.ndarray) -> np.ndarray:
-    """uint8 RGB -> float32 normalised with ImageNet's mean and std (torchvision preprocessing)."""
-    return ((images.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32)
-
-
-def flip_and_shift(rng: np.random.Generator, batch: np.ndarray, shift: int = 4, colour: float = 0.6) -> np.ndarray:
-    """Random horizontal flips, shifts of up to ``shift`` pixels (edges repeated) and per-channel gains and
-    offsets of up to ``colour`` (in normalised units), so cameras' colour casts do not decide gender."""
-    out = np.empty_like(batch)
-    gains = 1 + rng.uniform(-colour / 2, colour / 2, size=(len(batch), 1, 1, 3)).astype(batch.dtype)
-    offsets = rng.uniform(-colour, colour, size=(len(batch), 1, 1, 3)).astype(batch.dtype)
-    batch = batch * gains + offsets
-    for i, image in enumerate(batch):
-        if rng.random() < 0.5:
-            image = image[:, ::-1]
-        dy, dx = rng.integers(-shift, shift + 1, size=2)
-        padded = np.pad(image, ((shift, shift), (shift, shift), (0, 0)), mode="edge")
-        out[i] = padded[shift + dy:shift + dy + image.shape[0], shift + dx:shift + dx + image.shape[1]]
-    return out
-
-
-def run_demo(faces: str, out: str, *, size: int = 64, width: float = 0.125, epochs: int = 30, seed: int = 0,
-             composite_names: Sequence[str] = DEMO_COMPOSITES, explain_count: int = 8) -> dict:
-    """Train, evaluate, explain; writes ``heatmaps.png``, one overlay PNG per image and ``report.md``."""
-    started = time.time()
-    os.makedirs(out, exist_ok=True)
+def london_gender_task(faces: str, size: int = 64) -> DemoTask:
+    """Gender on London (a fifth of the people held out, both expressions) and on Canada."""
     info = os.path.join(faces, "london", "info.csv")
-    neutral, smiling = (read_gender_set(os.path.join(faces, "london", part), info, size)
-                        for part in ("neutral", "smiling"))
+    neutral, smiling = (read_gender_set(os.path.join(faces, "london", part), info) for part in ("neutral", "smiling"))
     if neutral[2] != smiling[2]:
         raise ValueError(f"{faces}/london: neutral and smiling photos are not of the same people")
     held_out = np.arange(len(neutral[2])) % 5 == 0  # a fifth of the people, both expressions
-    train_images = np.concatenate([neutral[0][~held_out], smiling[0][~held_out]])
-    train_labels = np.concatenate([neutral[1][~held_out], smiling[1][~held_out]])
-    test_images = np.concatenate([neutral[0][held_out], smiling[0][held_out]])
-    test_labels = np.concatenate([neutral[1][held_out], smiling[1][held_out]])
-    test_names = [f"neutral/{n}" for n in np.array(neutral[2])[held_out]] + \
-                 [f"smiling/{n}" for n in np.array(smiling[2])[held_out]]
-    canada_images, canada_labels, _ = read_gender_set(os.path.join(faces, "canada"),
-                                                      os.path.join(faces, "canada", "info.csv"), size)
-    print(f"training a VGG-16 (width {width}, {size}x{size}) on {len(train_images)} London photos",
-          file=sys.stderr)
-    model = vgg16(num_classes=2, width=width, batch_norm=True, pool_to=None, input_size=size)
-    state = fit(model, normalize_pixels(train_images), train_labels, epochs=epochs, batch_size=32, seed=seed,
-                augment=flip_and_shift)
-    variables = state.variables
-    result = evaluate(model, variables, normalize_pixels(test_images), test_labels)
-    canada = evaluate(model, variables, normalize_pixels(canada_images), canada_labels)
-    print(f"held-out London accuracy {result['accuracy']:.3f}, Canada {canada['accuracy']:.3f}", file=sys.stderr)
+    parts = {}
+    for name, chosen in (("train", ~held_out), ("test", held_out)):
+        files = [f"{c}/{n}" for c, s in (("neutral", neutral), ("smiling", smiling)) for n in np.array(s[2])[chosen]]
+        parts[name] = array_split(f"london_gender:{name}", np.concatenate([neutral[0][chosen], smiling[0][chosen]]),
+                                  np.concatenate([neutral[1][chosen], smiling[1][chosen]]), GENDERS, files)
+    canada = read_gender_set(os.path.join(faces, "canada"), os.path.join(faces, "canada", "info.csv"))
+    extra = {"canada": array_split("canada_gender:test", *canada[:2], GENDERS, canada[2])}
+    return DemoTask("gender from faces", parts["train"], parts["test"], extra, preprocessing_for(size),
+                    f"{len(parts['train'])} London photos (neutral and smiling) of four fifths of the people, tested "
+                    f"on {len(parts['test'])} photos of the other fifth, and on the Canada set (another camera and "
+                    "population)")
 
-    low, high = zbox_bounds(TORCHVISION)
-    chosen = [composites.get(n, **({"low": low, "high": high} if n in ("epsilon_gamma_box", "tutorial") else {}))
-              for n in composite_names]
-    pick = np.random.default_rng(seed).choice(len(test_images), size=min(explain_count, len(test_images)),
-                                              replace=False)
-    pick.sort()
-    # evidence for the predicted class against the other: R = (z_pred, -z_other), summing to z_pred - z_other
-    logits = np.asarray(model.apply(variables, normalize_pixels(test_images[pick])))
-    contrast = np.where(np.eye(2)[result["predictions"][pick]] > 0, 1.0, -1.0) * logits
-    explained = engine.explain_full(model, variables, normalize_pixels(test_images[pick]), None, chosen,
-                                    output_relevance=contrast.astype(np.float32))
-    rows, row_labels = [], []
-    for i, index in enumerate(pick):
-        tiles = [_enlarge(test_images[index])]
-        for name, relevance in zip(composite_names, explained.relevance):
-            heat = viz.heatmap_image(np.asarray(relevance[i]), "coldnhot")
-            tiles.append(_enlarge(heat))
-            if name == composite_names[0]:
-                overlay_name = f"overlay_{test_names[index].replace('/', '_')}.png"
-                viz.save_png(viz.overlay(test_images[index], heat), os.path.join(out, overlay_name))
-        rows.append(tiles)
-        predicted = GENDERS[result["predictions"][index]]
-        row_labels.append(f"{test_names[index]}\n{GENDERS[test_labels[index]]}->{predicted}")
-    figure = viz.save_png(viz.grid(rows, row_labels=row_labels, column_labels=["input", *composite_names]),
-                          os.path.join(out, "heatmaps.png"))
+
+def run_demo(out: str, *, faces: str | None = None, size: int | None = None, width: float = 0.125, epochs: int = 30,
+             seed: int = 0, composite_names: Sequence[str] = DEMO_COMPOSITES, explain_count: int = 8) -> dict:
+    """Train, evaluate, explain; writes ``heatmaps.png``, one overlay PNG per explained image, ``summary.json``
+    and ``report.md`` into ``out``. ``faces=None`` runs the shipped face/non-face task."""
+    started = time.time()
+    task = lfw_subset_task(size or 32) if faces is None else london_gender_task(faces, size or 64)
+    os.makedirs(out, exist_ok=True)
+    side = task.preprocessing["crop"]
+    steps = epochs * math.ceil(len(task.train) / 32)
+    config = TrainConfig(model={"width": width, "batch_norm": True, "pool_to": None, "input_size": side},
+                         preprocessing=task.preprocessing, task=task.title, optimizer="adamw", learning_rate=1e-3,
+                         weight_decay=1e-4, warmup_steps=min(steps // 10, 20), steps=steps, batch_size=32,
+                         colour_jitter=0.6, seed=seed, log_every=max(steps // 10, 1), checkpoint_every=steps,
+                         eval_every=steps, workers=2)
+    print(f"training a VGG-16 (width {width}, {side}x{side}) for {task.title} on {len(task.train)} images",
+          file=sys.stderr)
+    with tempfile.TemporaryDirectory() as workdir:
+        result = fit(config, task.train, workdir=workdir)
+    model, variables = result.model, result.variables
+    tested = {"test": evaluate(model, variables, task.test, task.preprocessing, workers=2)}
+    tested.update({key: evaluate(model, variables, split, task.preprocessing, workers=2)
+                   for key, split in task.extra.items()})
+    print(", ".join(f"{key} accuracy {r['accuracy']:.3f}" for key, r in tested.items()), file=sys.stderr)
+    figure = _explain(task, model, variables, composite_names, explain_count, seed, out)
     summary = {
-        "train_images": int(len(train_images)), "test_images": int(len(test_images)),
-        "test_accuracy": result["accuracy"], "test_loss": result["loss"], "canada_accuracy": canada["accuracy"],
-        "per_class_accuracy": {GENDERS[c]: a for c, a in result["per_class_accuracy"].items()},
+        "task": task.title, "train_images": len(task.train), "test_images": len(task.test),
+        "test_accuracy": tested["test"]["accuracy"], "test_loss": tested["test"]["loss"],
+        **{f"{key}_accuracy": tested[key]["accuracy"] for key in task.extra},
+        "per_class_accuracy": tested["test"]["per_class_accuracy"],
         "composites": list(composite_names), "seconds": round(time.time() - started, 1),
     }
     with open(os.path.join(out, "summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
-    _write_report(out, summary, figure)
+    _write_report(out, task, summary, figure)
     return summary
+
+
+def _explain(task: DemoTask, model: Any, variables: Any, composite_names: Sequence[str], count: int, seed: int,
+             out: str) -> str:
+    """Explain ``count`` test images (evidence for the predicted class against the other); write the figure
+    and overlays; return the figure's path."""
+    low, high = zbox_bounds(task.preprocessing)
+    chosen = [composites.get(n, **({"low": low, "high": high} if n in ("epsilon_gamma_box", "tutorial") else {}))
+              for n in composite_names]
+    pick = np.sort(np.random.default_rng(seed).choice(len(task.test), size=min(count, len(task.test)), replace=False))
+    examples = task.test.read(pick)
+    pixels = np.stack([crop_image(data, task.preprocessing) for data, _, _ in examples])
+    x = np.stack([normalize(p, task.preprocessing) for p in pixels])
+    logits = np.asarray(model.apply(variables, x))
+    predicted = logits.argmax(-1)
+    # R = (z_pred, -z_other): sums to z_pred - z_other
+    contrast = np.where(np.eye(logits.shape[-1])[predicted] > 0, 1.0, -1.0) * logits
+    explained = engine.explain_full(model, variables, x, None, chosen, output_relevance=contrast.astype(np.float32))
+    rows, row_labels = [], []
+    names = task.test.class_names
+    for i, (_, label, name) in enumerate(examples):
+        tiles = [_enlarge(pixels[i])]
+        for composite_name, relevance in zip(composite_names, explained.relevance):
+            heat = viz.heatmap_image(np.asarray(relevance[i]), "coldnhot")
+            tiles.append(_enlarge(heat))
+            if composite_name == composite_names[0]:
+                viz.save_png(viz.overlay(pixels[i], heat), os.path.join(out, f"overlay_{name.replace('/', '_')}.png"))
+        rows.append(tiles)
+        row_labels.append(f"{name}\n{names[label]}->{names[predicted[i]]}")
+    return viz.save_png(viz.grid(rows, row_labels=row_labels, column_labels=["input", *composite_names]),
+                        os.path.join(out, "heatmaps.png"))
 
 
 def _enlarge(image: np.ndarray, side: int = 128) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((side, side), Image.NEAREST))
 
 
-def _write_report(out: str, summary: dict, figure: str) -> None:
+def _write_report(out: str, task: DemoTask, summary: dict, figure: str) -> None:
     lines = [
-        "# lrpjax demo: gender from faces, explained",
+        f"# lrpjax demo: {task.title}, explained",
         "",
-        f"VGG-16 (1/8 width, batch norm) trained from scratch on {summary['train_images']} London photos "
-        f"(neutral and smiling) of four fifths of the people, tested on {summary['test_images']} photos of "
-        "the other fifth, and on the Canada set (another camera and population).",
+        f"VGG-16 (1/8 width, batch norm) trained from scratch on {task.description}.",
         "",
-        f"- held-out London accuracy: **{summary['test_accuracy']:.3f}** (loss {summary['test_loss']:.3f})",
-        f"- Canada accuracy: **{summary['canada_accuracy']:.3f}** (trained on 160 photos from scratch, the "
-        "model does not carry over to another camera and population: the question the study asks of "
-        "pretrained models)",
+        f"- test accuracy: **{summary['test_accuracy']:.3f}** (loss {summary['test_loss']:.3f}, "
+        f"{summary['test_images']} images)",
+        *[f"- {key} accuracy: **{summary[f'{key}_accuracy']:.3f}** (trained on a few hundred photos from scratch, "
+          "a model rarely carries over to another camera and population: the question the study asks of "
+          "pretrained models)" for key in task.extra],
         f"- per class: {', '.join(f'{k} {v:.3f}' for k, v in summary['per_class_accuracy'].items())}",
         f"- run time: {summary['seconds']} s",
         "",

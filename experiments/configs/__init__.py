@@ -1,0 +1,1 @@
+"""Grid configs: plain Python files with ``get_config(arg)``."""

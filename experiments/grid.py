@@ -1,0 +1,169 @@
+"""The model grid: bases x tasks x seeds, each model trained once, and the table of test accuracies.
+
+A grid config (a Python file with ``get_config(arg)``, see ``configs/grid_cpu.py``) returns a dict:
+
+``workdir``
+    where everything goes (``--workdir`` overrides it).
+``data``
+    :class:`lrpjax.data.DataPaths` fields: ``data_dir`` (``None``: ``WORKDIR/tfds``), ``faces``, ``manual_dir``.
+``bases``
+    name -> ``{"checkpoint": DIR}`` (a converted checkpoint) or a stand-in trained here first:
+    ``{"train": "NAME:SPLIT", "validation": ..., "tests": [...], "config": {TrainConfig fields}}``;
+    ``description`` says what the base is.
+``tasks``
+    name -> ``{"train": "NAME:SPLIT", "validation": "NAME:SPLIT" or None, "tests": {column: "NAME:SPLIT"},
+    "finetune": {TrainConfig fields overriding the grid's}}``.
+``seeds``
+    the seeds; each fixes a model's new head, data order, augmentation and dropout.
+``finetune``
+    :class:`lrpjax.train.TrainConfig` fields shared by every finetuning run.
+
+Layout: ``WORKDIR/bases/NAME/`` (stand-ins), ``WORKDIR/runs/BASE/TASK/seedN/`` (each a :func:`lrpjax.train.run`
+work directory: a finished one holds ``model/`` and ``results.json`` (its training checkpoints deleted) and is
+skipped; an interrupted one resumes from its checkpoints), and
+``WORKDIR/results.md`` and ``results.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lrpjax import data, train
+
+KEYS = ("workdir", "data", "bases", "tasks", "seeds", "finetune")
+
+
+def load_config(spec: str) -> dict[str, Any]:
+    """``get_config(arg)`` of the Python file in ``spec`` (``PATH`` or ``PATH:ARG``); ``ValueError`` naming
+    the file if it is missing, has no ``get_config``, or returns a dict with missing or unknown keys."""
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise ValueError(f"config file {path!r} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"grid_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {path!r} has no get_config()")
+    config = module.get_config(arg or None)
+    missing, unknown = [k for k in KEYS if k not in config], sorted(set(config) - set(KEYS) - {"description"})
+    if missing or unknown:
+        raise ValueError(f"config {spec!r}: missing keys {missing}, unknown keys {unknown}")
+    return config
+
+
+def _finished(workdir: str) -> dict[str, Any] | None:
+    path = os.path.join(workdir, "results.json")
+    if os.path.isfile(os.path.join(workdir, "model", "metadata.json")) and os.path.isfile(path):
+        with open(path) as handle:
+            return json.load(handle)
+    return None
+
+
+def train_once(workdir: str, config: train.TrainConfig, paths: data.DataPaths, train_split: str,
+               validation: str | None, tests: Sequence[str], log: Callable[[str], None]) -> tuple[dict, bool]:
+    """``(results, trained)``: train in ``workdir`` unless a finished model is there (then ``trained`` False)."""
+    done = _finished(workdir)
+    if done is not None:
+        log(f"skipping {workdir}: finished")
+        return done, False
+    log(f"training {workdir}")
+    results = train.run(config, workdir, train=data.open_named_split(train_split, paths),
+                        validation=validation and data.open_named_split(validation, paths),
+                        tests=[data.open_named_split(spec, paths) for spec in tests], keep_checkpoints=False, log=log)
+    return results, True
+
+
+def prepare_bases(config: Mapping[str, Any], workdir: str, paths: data.DataPaths,
+                  log: Callable[[str], None]) -> dict[str, str]:
+    """Checkpoint directory of every base; stand-ins are trained in ``workdir/bases/NAME`` first."""
+    checkpoints = {}
+    for name, base in config["bases"].items():
+        if "checkpoint" in base:
+            checkpoints[name] = base["checkpoint"]
+            continue
+        base_dir = os.path.join(workdir, "bases", name)
+        settings = train.TrainConfig(**{"task": f"base:{name}", **base["config"]})
+        train_once(base_dir, settings, paths, base["train"], base.get("validation"), base.get("tests", ()), log)
+        checkpoints[name] = os.path.join(base_dir, "model")
+    return checkpoints
+
+
+def run_grid(config: Mapping[str, Any], workdir: str | None = None,
+             log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> dict[str, Any]:
+    """Train every base x task x seed model not yet finished and write the tables; returns
+    ``{"rows", "trained", "skipped", "table"}`` (``table``: the Markdown)."""
+    workdir = workdir or config["workdir"]
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as handle:
+        json.dump(config, handle, indent=2, default=str)
+    paths = data.DataPaths(**{**config["data"], "data_dir": config["data"].get("data_dir")
+                              or os.path.join(workdir, "tfds")})
+    bases = prepare_bases(config, workdir, paths, log)
+    rows, trained, skipped = [], [], []
+    for base_name, checkpoint in bases.items():
+        for task_name, task in config["tasks"].items():
+            for seed in config["seeds"]:
+                run_dir = os.path.join(workdir, "runs", base_name, task_name, f"seed{seed}")
+                fields = {**config["finetune"], **task.get("finetune", {}), "base": checkpoint, "seed": seed,
+                          "task": task_name}
+                results, fresh = train_once(run_dir, train.TrainConfig(**fields), paths, task["train"],
+                                            task.get("validation"), list(task["tests"].values()), log)
+                (trained if fresh else skipped).append(run_dir)
+                accuracies = {column: results["test"][spec_name(spec, results)]["accuracy"]
+                              for column, spec in task["tests"].items()}
+                rows.append({"base": base_name, "task": task_name, "seed": seed, **accuracies})
+    columns = [c for task in config["tasks"].values() for c in task["tests"]]
+    table = write_tables(rows, list(dict.fromkeys(columns)), workdir, config)
+    return {"rows": rows, "trained": trained, "skipped": skipped, "table": table}
+
+
+def spec_name(spec: str, results: Mapping[str, Any]) -> str:
+    """The key under which ``results["test"]`` holds the split ``spec`` (the split's name)."""
+    if spec in results["test"]:
+        return spec
+    name, _, split = spec.partition(":")
+    matches = [key for key in results["test"] if key.endswith(f":{split}") and key.startswith(name)]
+    if len(matches) != 1:
+        raise ValueError(f"no test result for {spec!r} among {sorted(results['test'])}")
+    return matches[0]
+
+
+def write_tables(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], workdir: str,
+                 config: Mapping[str, Any]) -> str:
+    """``results.csv`` (one row per model) and ``results.md`` (per seed, then mean ± sd per base and task)."""
+    header = ["base", "task", "seed", *columns]
+    with open(os.path.join(workdir, "results.csv"), "w", newline="") as handle:
+        writer = csv.DictWriter(handle, header, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def cell(value: Any) -> str:
+        return "—" if value is None or value == "" else f"{value:.3f}"
+
+    lines = [f"# {config.get('description', 'Model grid')}: test accuracy", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join([str(r["base"]), str(r["task"]), str(r["seed"]),
+                                 *[cell(r.get(c)) for c in columns]]) + " |" for r in rows]
+    lines += ["", f"Mean ± sd over seeds {list(config['seeds'])}:", "",
+              "| base | task | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 2)]
+    for base in dict.fromkeys(r["base"] for r in rows):
+        for task in dict.fromkeys(r["task"] for r in rows):
+            chosen = [r for r in rows if r["base"] == base and r["task"] == task]
+            summary = []
+            for column in columns:
+                values = [r[column] for r in chosen if r.get(column) is not None]
+                summary.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "—")
+            lines.append(f"| {base} | {task} | " + " | ".join(summary) + " |")
+    descriptions = [f"- **{name}**: {base.get('description', '')}" for name, base in config["bases"].items()]
+    table = "\n".join([*lines, "", "Bases:", "", *descriptions, ""])
+    with open(os.path.join(workdir, "results.md"), "w") as handle:
+        handle.write(table)
+    return table
