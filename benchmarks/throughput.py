@@ -7,7 +7,9 @@
 Every method runs on the same random VGG-16 weights and the same images, in this one
 process, alternating methods per repeat so drift hits all alike; the table reports the
 best of the repeats in images/s and the ratios LRP / gradient (cost) and Zennit / LRP
-(speed-up). Compilation (jax) and warm-up (torch) are excluded.
+(speed-up). Compilation (jax) is excluded; torch needs none, and each Zennit timing is a single run
+(minutes at batch 16). lrpjax switches YNNPACK fusion off on import (``lrpjax._xla``); ``--compare-ynn``
+measures both settings.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ ZENNIT_COMPOSITES = ("epsilon_gamma_box", "epsilon_plus", "epsilon_plus_flat", "
                      "epsilon_alpha2_beta1_flat")
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # compile / warm up
+def best_time(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> float:
+    if warm_up:
+        fn()  # compile
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -119,7 +122,8 @@ def measure(batches: list[int], size: int, repeats: int, composite_names: list[s
         if zennit:
             methods.update(zennit_methods(variables, images, composite_names))
         for name, fn in methods.items():
-            seconds = best_time(fn, repeats)
+            on_torch = name.startswith(("zennit", "torch"))  # nothing to compile; Zennit is slow: one timed run
+            seconds = best_time(fn, 1 if on_torch else repeats, warm_up=not on_torch)
             rows.append({"batch": batch, "method": name, "seconds": seconds, "images_per_s": batch / seconds})
             print(f"  batch {batch:3d}  {name:36s} {batch / seconds:8.2f} images/s", file=sys.stderr, flush=True)
     return rows
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_ynn:
         child = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--compare-ynn"]
         for label, flags in (("jaxlib default (YNNPACK fusion on)", ""), ("YNNPACK fusion off", YNN_OFF)):
-            env = {**os.environ, "XLA_FLAGS": flags, "LRPJAX_KEEP_XLA_FLAGS": "1"}
+            env = {**os.environ, "XLA_FLAGS": flags, "LRPJAX_KEEP_XLA_FLAGS": "1"}  # lrpjax would add YNN_OFF
             print(f"\n## {label}: XLA_FLAGS={flags!r}\n", flush=True)
             subprocess.run([sys.executable, __file__, *child], env=env, check=True)
         return 0
