@@ -53,7 +53,7 @@ def _train(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import jax
 
-    from lrpjax import batch, gallery
+    from lrpjax import batch, gallery, store
 
     if args.coordinator or args.distributed:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
@@ -69,11 +69,11 @@ def _explain(args: argparse.Namespace) -> int:
     if count > 1:
         if index != 0:
             return 0
-        if not batch.wait_for_parts(args.out, count, timeout=args.merge_wait):
+        if not store.wait_for_parts(args.out, count, timeout=args.merge_wait):
             print(f"lrpjax explain: parts still running after {args.merge_wait} s; merge later with "
                   f"python -c \"import lrpjax.batch as b; b.merge_parts({args.out!r})\"", file=sys.stderr)
             return 1
-        print(f"merged the parts into {batch.merge_parts(args.out)}")
+        print(f"merged the parts into {store.merge_parts(args.out)}")
     if args.gallery:
         print(f"gallery: {gallery.write_gallery(args.out, cmap=args.cmap)}")
     return 0

@@ -21,8 +21,8 @@ import h5py
 import numpy as np
 
 from lrpjax import viz
-from lrpjax.batch import STORE_FILE, attribute, done_rows
 from lrpjax.preprocess import load_image, preprocess
+from lrpjax.store import STORE_FILE, attribute, done_rows
 
 GALLERY_DIR = "gallery"
 _STYLE = """body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}

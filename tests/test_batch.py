@@ -21,6 +21,7 @@ from PIL import Image
 import lrpjax
 from lrpjax import batch, checkpoints
 from lrpjax.preprocess import TORCHVISION
+from lrpjax.store import STORE_FILE, merge_parts
 
 COMPOSITES = ["epsilon", "epsilon_gamma_box"]
 RUN = {"composite_names": COMPOSITES, "batch_size": 1, "chunk_size": 4, "dtype": "float32", "workers": 2}
@@ -56,7 +57,7 @@ def setup(tmp_path_factory):
     images = _write_images(root / "images", 10)
     summary = batch.explain_dataset(checkpoint, str(images), str(root / "reference"), **RUN)
     return {"root": root, "checkpoint": checkpoint, "images": images, "summary": summary,
-            "reference": root / "reference" / batch.STORE_FILE}
+            "reference": root / "reference" / STORE_FILE}
 
 
 def _contents(path):
@@ -135,7 +136,7 @@ def test_four_devices_equal_one_device(setup):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert json.loads((out / "summary.json").read_text())["devices"] == 4
-    _assert_same_store(out / batch.STORE_FILE, setup["reference"])
+    _assert_same_store(out / STORE_FILE, setup["reference"])
 
 
 def test_killed_run_resumes_to_the_uninterrupted_store(setup):
@@ -143,11 +144,11 @@ def test_killed_run_resumes_to_the_uninterrupted_store(setup):
     process = _cli(setup, out, "--batch-size", "1", env={batch.KILL_AFTER_ENV: "1"})
     process.communicate(timeout=120)
     assert process.returncode == -signal.SIGKILL
-    with h5py.File(out / batch.STORE_FILE, "r") as store:
+    with h5py.File(out / STORE_FILE, "r") as store:
         assert store["done"][:].tolist() == [True, False, False]  # chunk 1 half written, not marked
     summary = batch.explain_dataset(setup["checkpoint"], str(setup["images"]), str(out), **RUN)
     assert (summary["chunks_resumed"], summary["chunks_this_run"], summary["computed_this_run"]) == (1, 2, 7)
-    _assert_same_store(out / batch.STORE_FILE, setup["reference"])
+    _assert_same_store(out / STORE_FILE, setup["reference"])
     again = batch.explain_dataset(setup["checkpoint"], str(setup["images"]), str(out), **RUN)
     assert again["computed_this_run"] == 0 and again["explained"] == 10
 
@@ -170,7 +171,7 @@ def test_two_processes_with_jax_distributed_make_the_whole_store(setup):
         assert process.returncode == 0, err
     with h5py.File(out / "relevance.part1-of-2.h5", "r") as part:
         assert part["chunk_ids"][:].tolist() == [1] and len(part["ids"]) == 4
-    _assert_same_store(out / batch.STORE_FILE, setup["reference"])
+    _assert_same_store(out / STORE_FILE, setup["reference"])
     assert (out / "skipped.csv").read_text() == (setup["root"] / "reference" / "skipped.csv").read_text()
 
 
@@ -179,16 +180,16 @@ def test_explicit_process_partition_merges_to_the_whole_store(setup):
     parts = [batch.explain_dataset(setup["checkpoint"], str(setup["images"]), out, **RUN, process_index=k,
                                    process_count=2) for k in (0, 1)]
     assert [p["images"] for p in parts] == [7, 4]  # chunks 0 and 2 (short) / chunk 1
-    _assert_same_store(batch.merge_parts(out), setup["reference"])
+    _assert_same_store(merge_parts(out), setup["reference"])
 
 
 def test_merge_refuses_missing_parts(setup, tmp_path):
     with pytest.raises(ValueError, match="no relevance.part"):
-        batch.merge_parts(str(tmp_path))
+        merge_parts(str(tmp_path))
     batch.explain_dataset(setup["checkpoint"], str(setup["images"]), str(tmp_path), **RUN, process_index=1,
                           process_count=2)
     with pytest.raises(ValueError, match=r"must hold exactly the parts \['relevance.part0-of-2.h5'"):
-        batch.merge_parts(str(tmp_path))
+        merge_parts(str(tmp_path))
 
 
 def test_bad_options_name_the_argument(setup, tmp_path):

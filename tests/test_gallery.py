@@ -10,9 +10,10 @@ from conftest import random_variables
 from PIL import Image
 
 import lrpjax
-from lrpjax import batch, checkpoints, gallery, viz
+from lrpjax import checkpoints, gallery, viz
 from lrpjax.cli import main
 from lrpjax.preprocess import TORCHVISION
+from lrpjax.store import STORE_FILE
 
 VOID = {"meta", "img", "br", "link", "input", "hr"}
 
@@ -94,7 +95,7 @@ def test_png_heatmaps_and_overlays_per_image_and_composite(run):
             heat = np.asarray(Image.open(f"{stem}.heatmap.png"))
             assert heat.shape == (32, 32, 3) and Image.open(f"{stem}.overlay.png").size == (32, 32)
     assert not (run / "png" / "epsilon" / "broken.jpg.heatmap.png").exists()
-    with h5py.File(run / batch.STORE_FILE, "r") as store:
+    with h5py.File(run / STORE_FILE, "r") as store:
         assert store["relevance/epsilon"].dtype == np.float16 and store["valid"][:].sum() == 5
 
 
