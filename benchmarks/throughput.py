@@ -8,8 +8,7 @@ Every method runs on the same random VGG-16 weights and the same images, in this
 process, alternating methods per repeat so drift hits all alike; the table reports the
 best of the repeats in images/s and the ratios LRP / gradient (cost) and Zennit / LRP
 (speed-up). Compilation (jax) is excluded; torch needs none, and each Zennit timing is a single run
-(minutes at batch 16). lrpjax switches YNNPACK fusion off on import (``lrpjax._xla``); ``--compare-ynn``
-measures both settings.
+(minutes at batch 16). ``--compare-ynn`` measures jaxlib's CPU fusion settings side by side.
 """
 
 from __future__ import annotations
@@ -157,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_ynn:
         child = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--compare-ynn"]
         for label, flags in (("jaxlib default (YNNPACK fusion on)", ""), ("YNNPACK fusion off", YNN_OFF)):
-            env = {**os.environ, "XLA_FLAGS": flags, "LRPJAX_KEEP_XLA_FLAGS": "1"}  # lrpjax would add YNN_OFF
+            env = {**os.environ, "XLA_FLAGS": flags}
             print(f"\n## {label}: XLA_FLAGS={flags!r}\n", flush=True)
             subprocess.run([sys.executable, __file__, *child], env=env, check=True)
         return 0

@@ -1,14 +1,11 @@
 """lrpjax: layer-wise relevance propagation for Flax VGG networks, hand-written and jit-compiled."""
 
 from lrpjax import composites, rules, stabilizers
-from lrpjax._xla import prefer_plain_cpu_convolutions
 from lrpjax.composites import Composite
 from lrpjax.engine import Explanation, explain, explain_full, sum_channels
 from lrpjax.models import VGG, LayerSpec, vgg11, vgg13, vgg16, vgg19, vgg_layers
 
 __version__ = "0.1.0"
-
-prefer_plain_cpu_convolutions()
 
 __all__ = [
     "Composite",
