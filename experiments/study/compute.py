@@ -1,0 +1,156 @@
+"""The stages that run models: relevance maps, masking curves (own and cross-model) and embeddings.
+
+Each function handles one model on one image set and returns plain arrays, which the study caches per model
+(:meth:`experiments.study.cache.Stages.part`).
+
+- :func:`explain_model`: channel-summed relevance ``[C, N, H, W]`` for every composite (one forward pass,
+  ``targets="predicted"``: the evidence for the class each model chose) and the logits.
+- :func:`mask_model`: the model as the *target* of masking: MoRF, LeRF and random curves under its own maps,
+  and the MoRF AUC under every source's maps (other models, consensus maps), the random-order AUC beside them.
+- :func:`embed_model`: ``fc7`` embeddings of the images as they are and with only their most relevant pixels
+  left (:func:`lrpjax.analysis.relevance_masked_features`), for RDMs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from experiments.study import models as grid_models
+from experiments.study.images import ImageSet
+from lrpjax import analysis, engine
+
+METRICS = ("accuracy", "logit", "probability")
+
+
+def _batches(count: int, batch_size: int) -> list[slice]:
+    return [slice(s, min(s + batch_size, count)) for s in range(0, count, batch_size)]
+
+
+def _padded(x: np.ndarray, size: int) -> np.ndarray:
+    """``x`` padded with zeros to ``size`` rows (one compiled shape for every batch)."""
+    if len(x) == size:
+        return x
+    return np.concatenate([x, np.zeros((size - len(x),) + x.shape[1:], x.dtype)])
+
+
+TARGETS = ("predicted", "contrast")
+
+
+def contrast_relevance(logits: np.ndarray) -> np.ndarray:
+    r"""Output relevance ``[B, K]`` explaining the predicted class :math:`c` against the others' mean:
+    :math:`R_c = z_c`, :math:`R_k = -z_k / (K - 1)`, summing to :math:`z_c - \overline{z_{k \ne c}}` (for two
+    classes the log-odds, which decides the probability).
+
+    >>> contrast_relevance(np.array([[2.0, -1.0, 0.5]])).tolist()
+    [[2.0, 0.5, -0.25]]
+    """
+    logits = np.asarray(logits, np.float32)
+    chosen = np.eye(logits.shape[-1], dtype=bool)[logits.argmax(-1)]
+    return np.where(chosen, logits, -logits / (logits.shape[-1] - 1)).astype(np.float32)
+
+
+def explain_model(model: grid_models.GridModel, image_set: ImageSet, composite_names: Sequence[str], *,
+                  batch_size: int, target: str = "predicted") -> dict[str, np.ndarray]:
+    """``{"heat": float32 [C, N, H, W], "logits": [N, K]}``: each composite's relevance summed over channels, of
+    the predicted logit (``target="predicted"``) or of the predicted class against the others
+    (``"contrast"``, :func:`contrast_relevance`)."""
+    if target not in TARGETS:
+        raise ValueError(f"relevance target={target!r} is unknown; choose one of {TARGETS}")
+    net, variables, _ = grid_models.load(model.path)
+    chosen = grid_models.composites_for(model, composite_names)
+    x = grid_models.preprocessed(model, image_set.pixels)
+    size = min(batch_size, len(x))
+    heats, logits = [], []
+    for part in _batches(len(x), size):
+        count = part.stop - part.start
+        batch = _padded(x[part], size)
+        if target == "contrast":
+            start = contrast_relevance(net.apply(variables, batch))
+            out = engine.explain_full(net, variables, batch, None, chosen, output_relevance=start)
+        else:
+            out = engine.explain_full(net, variables, batch, "predicted", chosen)
+        heats.append(np.stack([np.asarray(r, np.float32).sum(axis=-1)[:count] for r in out.relevance]))
+        logits.append(np.asarray(out.logits, np.float32)[:count])
+    return {"heat": np.concatenate(heats, axis=1), "logits": np.concatenate(logits)}
+
+
+def masking_labels(model: grid_models.GridModel, image_set: ImageSet, predictions: np.ndarray, mode: str
+                   ) -> np.ndarray:
+    """The labels accuracy is scored against: the set's (``true``; the model's classes must be the set's) or the
+    model's own predictions on the unmasked images (``predicted``: accuracy = predictions kept).
+
+    Raises:
+      ValueError: ``true`` labels for a model with other class names, or images without a label.
+    """
+    if mode == "predicted":
+        return predictions
+    names = list(model.metadata.get("class_names") or [])
+    if names != [str(c) for c in image_set.class_names]:
+        raise ValueError(f"model {model.name} has classes {names[:5]}..., the image set "
+                         f"{list(image_set.class_names)[:5]}...; use labels='predicted' for this set")
+    if np.any(image_set.labels < 0):
+        raise ValueError("labels='true' for an image set with unlabelled images; use labels='predicted'")
+    return image_set.labels
+
+
+def mask_model(model: grid_models.GridModel, image_set: ImageSet, heats: Mapping[str, np.ndarray],
+               sources: Sequence[str], *, labels: np.ndarray, targets: np.ndarray, masking: Mapping[str, Any],
+               metric: str) -> dict[str, np.ndarray]:
+    """``model`` masked by its own maps in every order and by each source's maps MoRF.
+
+    Args:
+      heats: source name -> ``[N, H, W]`` maps (the model's own under its name).
+      sources: the sources whose MoRF AUC is wanted (may be empty: own curves only).
+      labels, targets: ``[N]`` classes scored for accuracy, and whose logit and probability are tracked.
+      masking: options of :func:`lrpjax.analysis.masking_curves`; ``metric``: the curve integrated.
+
+    Returns:
+      ``{"curves": [orders, metrics, F, N], "cross": [S, N], "random": [N]}`` (orders as
+      :data:`lrpjax.analysis.ORDERS`, metrics as :data:`METRICS`).
+    """
+    fn = grid_models.logits_fn(model.path)
+    x = grid_models.preprocessed(model, image_set.pixels)
+    curves = {}
+    for order in analysis.ORDERS:
+        maps = None if order == "random" else heats[model.name]
+        curves[order] = analysis.masking_curves(fn, x, maps, labels, targets=targets, order=order, **masking)
+    cross = [curves["morf"].auc(metric) if source == model.name else
+             analysis.masking_curves(fn, x, heats[source], labels, targets=targets, order="morf",
+                                     **masking).auc(metric)
+             for source in sources]
+    stacked = np.stack([np.stack([getattr(curves[o], m) for m in METRICS]) for o in analysis.ORDERS])
+    return {"curves": stacked.astype(np.float32), "cross": np.asarray(cross, np.float64).reshape(len(sources), -1),
+            "random": curves["random"].auc(metric)}
+
+
+def consensus_sources(heats: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, Any]:
+    """Extra sources of maps for cross-model masking: ``consensus`` (the mean of every model's normalised map,
+    :func:`lrpjax.analysis.consensus_map`) and, per target, ``consensus of others`` (without the target's map:
+    a transfer the target's own map cannot inflate). Values: ``[N, H, W]``, or a dict target -> ``[N, H, W]``."""
+    if len(names) < 2:
+        return {}
+    everyone = analysis.consensus_map({n: heats[n] for n in names})
+    others = {t: analysis.consensus_map({n: heats[n] for n in names if n != t}) for t in names}
+    return {"consensus": everyone, "consensus of others": others}
+
+
+def embed_model(model: grid_models.GridModel, image_set: ImageSet, heat: np.ndarray | None, *, layer: str,
+                keep: float, masking: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``{"plain": [N, D], "masked": [N, D]}``: ``layer`` activations (after ReLU) of the images, and of the images
+    with only their ``keep`` most relevant pixels (by ``heat``) left, the rest filled as in masking (``heat`` None:
+    ``plain`` only)."""
+    net, variables, _ = grid_models.load(model.path)
+    x = grid_models.preprocessed(model, image_set.pixels)
+
+    def features(images: Any) -> np.ndarray:
+        return analysis.layer_features(net, variables, images, layer=layer)
+
+    if heat is None:
+        return {"plain": features(x)}
+    options = {k: v for k, v in masking.items() if k in ("fill", "patch_size", "relevance_mode", "mean",
+                                                          "blur_sigma", "noise_std", "seed")}
+    masked = analysis.relevance_masked_features(features, x, heat, keep=keep, **options)
+    return {"plain": features(x), "masked": masked}
