@@ -27,7 +27,6 @@ skipped; an interrupted one resumes from its checkpoints), and
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.configfile import call_get_config
 from lrpjax import data, train
 
 KEYS = ("workdir", "data", "bases", "tasks", "seeds", "finetune")
@@ -44,15 +44,7 @@ KEYS = ("workdir", "data", "bases", "tasks", "seeds", "finetune")
 def load_config(spec: str) -> dict[str, Any]:
     """``get_config(arg)`` of the Python file in ``spec`` (``PATH`` or ``PATH:ARG``); ``ValueError`` naming
     the file if it is missing, has no ``get_config``, or returns a dict with missing or unknown keys."""
-    path, _, arg = spec.partition(":")
-    if not os.path.isfile(path):
-        raise ValueError(f"config file {path!r} does not exist")
-    module_spec = importlib.util.spec_from_file_location(f"grid_config_{abs(hash(path))}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path!r} has no get_config()")
-    config = module.get_config(arg or None)
+    config = call_get_config(spec)
     missing, unknown = [k for k in KEYS if k not in config], sorted(set(config) - set(KEYS) - {"description"})
     if missing or unknown:
         raise ValueError(f"config {spec!r}: missing keys {missing}, unknown keys {unknown}")

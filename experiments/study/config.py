@@ -32,10 +32,11 @@ A study config (see ``configs/study_smoke.py``) returns a dict with the keys bel
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Mapping
 from typing import Any
+
+from experiments.configfile import call_get_config
 
 KEYS = ("profile", "workdir", "grid", "data", "geometry", "image_sets", "relevance", "masking", "statistics",
         "asymmetry", "similarity", "regions", "human", "heatmaps")
@@ -56,15 +57,7 @@ def load_config(spec: str) -> dict[str, Any]:
     Raises:
       ValueError: a missing file, no ``get_config``, or a config that :func:`check_config` refuses.
     """
-    path, _, arg = spec.partition(":")
-    if not os.path.isfile(path):
-        raise ValueError(f"config file {path!r} does not exist")
-    module_spec = importlib.util.spec_from_file_location(f"study_config_{abs(hash(path))}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path!r} has no get_config()")
-    return check_config(module.get_config(arg or None), where=spec)
+    return check_config(call_get_config(spec), where=spec)
 
 
 def check_config(config: Mapping[str, Any], *, where: str = "config") -> dict[str, Any]:
