@@ -160,7 +160,7 @@ def _prepare_one(image: np.ndarray, index: int, spec: Mapping[str, Any]) -> np.n
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"images[{index}] must be [H, W, 3] RGB, got shape {image.shape}")
     if image.dtype == np.uint8:
-        unit = _resize_uint8(image, spec["resize"]).astype(np.float32) / np.float32(255)
+        unit = resize_shorter(image, spec["resize"]).astype(np.float32) / np.float32(255)
     elif np.issubdtype(image.dtype, np.floating):
         low, high = float(np.min(image)), float(np.max(image))
         if low < -1e-6 or high > 1 + 1e-6:
@@ -186,7 +186,9 @@ def resized_size(height: int, width: int, resize: int) -> tuple[int, int]:
     return (resize, new_long) if height <= width else (new_long, resize)
 
 
-def _resize_uint8(image: np.ndarray, resize: int | None) -> np.ndarray:
+def resize_shorter(image: np.ndarray, resize: int | None) -> np.ndarray:
+    """uint8 RGB with its shorter side to ``resize`` (PIL bilinear with antialiasing, torchvision's ``Resize``);
+    ``None``: as is."""
     if resize is None:
         return image
     size = resized_size(*image.shape[:2], resize)

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from lrpjax.data.sources import Split
-from lrpjax.preprocess import resized_size, validate_preprocessing
+from lrpjax.preprocess import resize_shorter, validate_preprocessing
 
 
 class Batch(NamedTuple):
@@ -76,16 +76,6 @@ def decode_image(data: Any) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, ... for broken files
         raise ValueError(f"cannot decode image: {type(error).__name__}: {error}") from error
-
-
-def resize_shorter(image: np.ndarray, side: int | None) -> np.ndarray:
-    """Shorter side to ``side`` (PIL bilinear with antialiasing, torchvision's ``Resize``); ``None``: as is."""
-    if side is None:
-        return image
-    size = resized_size(*image.shape[:2], side)
-    if size == image.shape[:2]:
-        return image
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size[::-1], Image.Resampling.BILINEAR))
 
 
 def normalize(image: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
