@@ -1,6 +1,6 @@
 """End to end, decode to stored map: ``lrpjax explain`` against the same job written with Zennit.
 
-    python benchmarks/end_to_end.py --images ../shared/data/faces/london/neutral --count 32 --batch 16
+    python benchmarks/end_to_end.py --images ../shared/data/faces/london/neutral --batch 16    # all 102 faces
 
 Both sides read the same JPEGs, preprocess them identically (torchvision's resize 256 / crop 224 /
 ImageNet normalisation, via ``lrpjax.preprocess``), explain them with epsilon_gamma_box on the same random
@@ -94,7 +94,7 @@ def child(side: str, checkpoint: str, images: str, out: str, batch: int) -> None
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", default=os.path.join("..", "shared", "data", "faces", "london", "neutral"))
-    parser.add_argument("--count", type=int, default=32)
+    parser.add_argument("--count", type=int, default=None, help="the first COUNT images (default: all)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--child", nargs=4, metavar=("SIDE", "CHECKPOINT", "IMAGES", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()

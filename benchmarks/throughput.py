@@ -1,14 +1,16 @@
-"""Throughput of lrpjax's LRP against the forward pass, jax gradient x input, and Zennit, side by side.
+"""Throughput and peak memory of lrpjax's LRP against the forward pass, jax gradient x input, and Zennit.
 
-    python benchmarks/throughput.py                       # VGG-16, 224x224, batches 1, 8, 16, float32
+    python benchmarks/throughput.py                       # VGG-16, 224x224, batches 1, 16, 64, float32
     python benchmarks/throughput.py --compare-ynn         # the same with and without XLA's YNNPACK fusion
     python benchmarks/throughput.py --batch 16 --composite epsilon_gamma_box --repeats 5
 
-Every method runs on the same random VGG-16 weights and the same images, in this one
-process, alternating methods per repeat so drift hits all alike; the table reports the
-best of the repeats in images/s and the ratios LRP / gradient (cost) and Zennit / LRP
-(speed-up). Compilation (jax) is excluded; torch needs none, and each Zennit timing is a single run
-(minutes at batch 16). ``--compare-ynn`` measures jaxlib's CPU fusion settings side by side.
+Every method runs on the same random VGG-16 weights and the same images, one after the other in one
+run of this script, each (batch, method) in a fresh child process so that its peak resident memory is its
+own. The table reports the best of the repeats in images/s, the ratios LRP / gradient (cost) and
+Zennit / lrpjax (speed-up), the peak resident memory while the method ran and how much of it the method
+added on top of the set-up (weights, images, imports). Compilation (jax) is excluded from the time, not from the
+memory; torch needs none, and each Zennit timing is a single run (minutes at batch 64).
+``--compare-ynn`` measures jaxlib's CPU fusion settings side by side.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -107,44 +110,90 @@ def zennit_methods(variables, images, composite_names: list[str]) -> dict[str, C
 
     def torch_gradient():
         inputs = x.clone().requires_grad_()
-        (net(inputs) * one_hot).sum().backward()
+        torch.autograd.grad((net(inputs) * one_hot).sum(), inputs)  # input gradient only, as Zennit
 
     methods = {"torch gradient x input": torch_gradient}
     methods.update({f"zennit {n}": (lambda m=composites[n]: run(m)) for n in composite_names if n in composites})
     return methods
 
 
+def resident_mib(field: str = "VmRSS") -> float:
+    """Linux's current (VmRSS) or peak (VmHWM) resident set of this process."""
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(field + ":")) / 1024
+
+
+def reset_peak_resident() -> None:
+    """Restart VmHWM from the current resident set, so set-up transients do not count (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+
+
+def measure_one(batch: int, method: str, size: int, repeats: int, composite_names: list[str]) -> dict:
+    """Time one method in this process, with the peak resident memory while it ran."""
+    methods, variables, images = jax_methods(batch, size, [n for n in composite_names if method == f"lrpjax {n}"])
+    on_torch = method.startswith(("zennit", "torch"))  # nothing to compile; Zennit is slow: one timed run
+    if on_torch:
+        methods = zennit_methods(variables, images, [method.removeprefix("zennit ")])
+    set_up = resident_mib()
+    reset_peak_resident()
+    seconds = best_time(methods[method], 1 if on_torch else repeats, warm_up=not on_torch)
+    peak = resident_mib("VmHWM")
+    return {"batch": batch, "method": method, "seconds": seconds, "images_per_s": batch / seconds,
+            "peak_rss_mib": peak, "added_mib": peak - set_up}
+
+
+def method_names(composite_names: list[str], zennit: bool) -> list[str]:
+    names = ["forward", "gradient x input", *(f"lrpjax {n}" for n in composite_names)]
+    if zennit:
+        names += ["torch gradient x input", *(f"zennit {n}" for n in composite_names if n in ZENNIT_COMPOSITES)]
+    return names
+
+
 def measure(batches: list[int], size: int, repeats: int, composite_names: list[str], zennit: bool) -> list[dict]:
     rows = []
     for batch in batches:
-        methods, variables, images = jax_methods(batch, size, composite_names)
-        if zennit:
-            methods.update(zennit_methods(variables, images, composite_names))
-        for name, fn in methods.items():
-            on_torch = name.startswith(("zennit", "torch"))  # nothing to compile; Zennit is slow: one timed run
-            seconds = best_time(fn, 1 if on_torch else repeats, warm_up=not on_torch)
-            rows.append({"batch": batch, "method": name, "seconds": seconds, "images_per_s": batch / seconds})
-            print(f"  batch {batch:3d}  {name:36s} {batch / seconds:8.2f} images/s", file=sys.stderr, flush=True)
+        for name in method_names(composite_names, zennit):
+            command = [sys.executable, __file__, "--child", str(batch), name, "--size", str(size),
+                       "--repeats", str(repeats), "--composite", *composite_names]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                killed = result.returncode == -signal.SIGKILL  # the kernel's out-of-memory killer, as a rule
+                rows.append({"batch": batch, "method": name, "failed": "killed (out of memory)" if killed
+                             else f"exit {result.returncode}"})
+                print(f"  batch {batch:3d}  {name:36s} {rows[-1]['failed']}\n{result.stderr[-2000:]}",
+                      file=sys.stderr, flush=True)
+                continue
+            row = json.loads(result.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"  batch {batch:3d}  {name:36s} {row['images_per_s']:8.2f} images/s  "
+                  f"peak {row['peak_rss_mib'] / 1024:5.1f} GiB (+{row['added_mib'] / 1024:.1f})",
+                  file=sys.stderr, flush=True)
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| batch | method | images/s | × gradient cost | Zennit / lrpjax |", "|---|---|---|---|---|"]
+    lines = ["| batch | method | images/s | × gradient cost | Zennit / lrpjax | peak RSS GiB | added GiB |",
+             "|---|---|---|---|---|---|---|"]
     for batch in sorted({r["batch"] for r in rows}):
         by_name = {r["method"]: r for r in rows if r["batch"] == batch}
-        gradient = by_name["gradient x input"]["seconds"]
+        gradient = by_name.get("gradient x input", {}).get("seconds")
         for name, r in by_name.items():
-            cost = f"{r['seconds'] / gradient:.2f}"
+            if "failed" in r:
+                lines.append(f"| {batch} | {name} | {r['failed']} | | | | |")
+                continue
+            cost = f"{r['seconds'] / gradient:.2f}" if gradient and not name.startswith(("zennit", "torch")) else ""
             speedup = ""
-            if name.startswith("lrpjax ") and f"zennit {name[7:]}" in by_name:
+            if name.startswith("lrpjax ") and "seconds" in by_name.get(f"zennit {name[7:]}", {}):
                 speedup = f"{by_name['zennit ' + name[7:]]['seconds'] / r['seconds']:.1f}×"
-            lines.append(f"| {batch} | {name} | {r['images_per_s']:.2f} | {cost} | {speedup} |")
+            lines.append(f"| {batch} | {name} | {r['images_per_s']:.2f} | {cost} | {speedup} | "
+                         f"{r['peak_rss_mib'] / 1024:.1f} | {r['added_mib'] / 1024:.1f} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8, 16])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--composite", nargs="+", default=list(DEFAULT_COMPOSITES))
@@ -152,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-ynn", action="store_true",
                         help=f"run twice, with jaxlib's default CPU fusion and with XLA_FLAGS={YNN_OFF}")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--child", nargs=2, metavar=("BATCH", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure_one(int(args.child[0]), args.child[1], args.size, args.repeats, args.composite)))
+        return 0
     if args.compare_ynn:
         child = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--compare-ynn"]
         for label, flags in (("jaxlib default (YNNPACK fusion on)", ""), ("YNNPACK fusion off", YNN_OFF)):

@@ -3,12 +3,13 @@
     lrpjax explain CHECKPOINT --images DIR --out OUT --composite epsilon epsilon_gamma_box --png --gallery
 
 Images (found recursively, ids are their relative paths, sorted) are read and preprocessed in a thread pool
-that keeps a bounded number of batches ready while the devices compute; each batch is sharded over a 1-D mesh
-of ``jax.local_devices()`` along its batch axis (padded to a multiple of the device count; the padding is
-dropped). Several composites share one forward pass. Work is done in fixed chunks of ids: a chunk's rows are
-written and flushed, and only then marked done, so a run killed at any moment continues where it stopped
-and ends with the same store as an uninterrupted run. Unreadable images are reported and kept as rows with
-``valid = False`` (NaN relevance), so the row layout never depends on what could be read.
+(one thread per core by default) that keeps a bounded number of batches ready while the devices compute; each
+batch is sharded over a 1-D mesh of ``jax.local_devices()`` along its batch axis (padded to a multiple of the
+device count; the padding is dropped). One batch stays in flight: the next is on the devices while the host
+writes the last. Several composites share one forward pass. Work is done in fixed chunks of ids: a chunk's
+rows are written and flushed, and only then marked done, so a run killed at any moment continues where it
+stopped and ends with the same store as an uninterrupted run. Unreadable images are reported and kept as rows
+with ``valid = False`` (NaN relevance), so the row layout never depends on what could be read.
 
 Store ``OUT/relevance.h5`` (N images, K classes, H x W x C input; open it with h5py)::
 
@@ -194,10 +195,11 @@ class Prefetcher:
     """
 
     def __init__(self, batches: Sequence[Any], load: Callable[[str], tuple[np.ndarray | None, str]], *,
-                 workers: int = 4, depth: int = 2):
+                 workers: int | None = None, depth: int = 2):
         self._batches, self._load = batches, load
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
+        workers = workers if workers is not None else os.cpu_count() or 1  # decoding releases the GIL: scale to cores
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lrpjax-load")
         self._thread = threading.Thread(target=self._produce, name="lrpjax-prefetch", daemon=True)
 
@@ -263,23 +265,42 @@ class Explainer:
         as_float32 = jax.tree.map(lambda a: np.asarray(a, np.float32), variables)
         self._variables = jax.device_put(as_float32, NamedSharding(mesh, P()))
 
-    def __call__(self, images: np.ndarray,
-                 targets: np.ndarray | None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """``images [b, H, W, C]`` (b <= batch_size), ``targets [b]`` or None (predicted class) ->
-        (relevance per composite, logits [b, K], targets [b])."""
+    def submit(self, images: np.ndarray, targets: np.ndarray | None) -> InFlight:
+        """Start explaining ``images [b, H, W, C]`` (b <= batch_size) for ``targets [b]`` or None (the
+        predicted class) and return at once: the devices work while the host loads and writes other batches."""
         count = len(images)
         padded = np.zeros((self.batch_size, *images.shape[1:]), np.float32)
         padded[:count] = images
         x = jax.device_put(padded, self._data)
         if targets is None:
             out = engine.explain_full(self.model, self._variables, x, "predicted", self.composites)
-            chosen = np.asarray(jnp.argmax(out.logits, axis=-1)).astype(np.int64)
+            chosen = jnp.argmax(out.logits, axis=-1)  # the class the compiled pass explained (first maximum)
         else:
             chosen = np.zeros(self.batch_size, np.int64)
             chosen[:count] = targets
             out = engine.explain_full(self.model, self._variables, x, chosen, self.composites)
-        relevance = [np.asarray(r if self.keep_channels else jnp.sum(r, axis=-1))[:count] for r in out.relevance]
-        return relevance, np.asarray(out.logits)[:count], chosen[:count]
+        relevance = [r if self.keep_channels else jnp.sum(r, axis=-1) for r in out.relevance]
+        return InFlight(count, relevance, out.logits, chosen)
+
+    def __call__(self, images: np.ndarray,
+                 targets: np.ndarray | None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """``submit(images, targets).fetch()``: (relevance per composite, logits [b, K], targets [b])."""
+        return self.submit(images, targets).fetch()
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A batch the devices are working on; :meth:`fetch` waits for it and copies the results to the host."""
+
+    count: int
+    relevance: list[jax.Array]
+    logits: jax.Array
+    targets: jax.Array | np.ndarray
+
+    def fetch(self) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """(relevance per composite [b, H, W] or [b, H, W, C], logits [b, K], targets [b]), padding dropped."""
+        relevance = [np.asarray(r)[:self.count] for r in self.relevance]
+        return relevance, np.asarray(self.logits)[:self.count], np.asarray(self.targets)[:self.count].astype(np.int64)
 
 
 class Progress:
@@ -368,7 +389,7 @@ def _image_shape(metadata: dict[str, Any], checkpoint: str) -> tuple[int, int, i
 def explain_dataset(checkpoint: str, images_dir: str, out_dir: str, *, composite_names: Sequence[str] = (
         "epsilon_gamma_box",), target: str = "predicted", batch_size: int = 32, dtype: str = "float32",
         keep_channels: bool = False, png: bool = False, cmap: str = "coldnhot", labels_csv: str | None = None,
-        labels_from_folders: bool = False, chunk_size: int = 256, workers: int = 4, prefetch: int = 2,
+        labels_from_folders: bool = False, chunk_size: int = 256, workers: int | None = None, prefetch: int = 2,
         process_index: int | None = None, process_count: int | None = None,
         stream: TextIO | None = None) -> dict[str, Any]:
     """Explain every image under ``images_dir`` into ``out_dir/relevance.h5`` (see the module docstring).
@@ -434,43 +455,63 @@ def _plan_batches(done: np.ndarray, chunk_size: int, num_rows: int, batch_size: 
     return batches
 
 
-def _run_chunks(store: h5py.File, explainer: Explainer, local: _LocalRows, load: Callable, *, workers: int,
+def _run_chunks(store: h5py.File, explainer: Explainer, local: _LocalRows, load: Callable, *, workers: int | None,
                 prefetch: int, png: tuple | None, stream: TextIO) -> dict[str, Any]:
-    """Explain every chunk of ``store`` not yet done: write each batch, then flush, then mark the chunk done."""
+    """Explain every chunk of ``store`` not yet done: write each batch, then flush, then mark the chunk done.
+
+    One batch is always in flight: batch i + 1 is submitted to the devices before batch i's results are
+    fetched and written, so the devices never wait for the host's writing.
+    """
     done = store["done"][:]
     batches = _plan_batches(done, int(store.attrs["chunk_size"]), len(local.paths), explainer.batch_size,
                             local.paths)
     kill_after = os.environ.get(KILL_AFTER_ENV)
     progress = Progress(sum(len(b.paths) for b in batches), stream=stream)
     marked, first = 0, None
+
+    def finish(batch: _Batch, loaded: list, pixels: np.ndarray, in_flight: InFlight) -> None:
+        nonlocal marked, first
+        _write_batch(store, batch, loaded, pixels, in_flight, png, stream)
+        if kill_after is not None and marked >= int(kill_after):  # test-only: die with a chunk half written
+            durable(store)
+            os.kill(os.getpid(), signal.SIGKILL)
+        if batch.last_of_chunk:
+            durable(store)
+            store["done"][batch.chunk] = True
+            durable(store)
+            marked += 1
+        progress.update(len(loaded))
+        first = first or (time.monotonic() - progress.start, len(loaded))
+
+    previous = None
     with Prefetcher(batches, load, workers=workers, depth=prefetch) as loader:
         for batch, loaded in loader:
-            _explain_batch(store, explainer, batch, loaded, local, png, stream)
-            if kill_after is not None and marked >= int(kill_after):  # test-only: die with a chunk half written
-                durable(store)
-                os.kill(os.getpid(), signal.SIGKILL)
-            if batch.last_of_chunk:
-                durable(store)
-                store["done"][batch.chunk] = True
-                durable(store)
-                marked += 1
-            progress.update(len(loaded))
-            first = first or (time.monotonic() - progress.start, len(loaded))
+            pixels = _pixels(loaded, tuple(attribute(store.attrs["image_shape"])))
+            targets = None if local.targets is None else local.targets[batch.start:batch.start + len(loaded)]
+            current = (batch, loaded, pixels, explainer.submit(pixels, targets))
+            if previous is not None:
+                finish(*previous)
+            previous = current
+        if previous is not None:
+            finish(*previous)
     progress.close()
     return _throughput(progress, marked, int(done.sum()), first)
 
 
-def _explain_batch(store: h5py.File, explainer: Explainer, batch: _Batch, loaded: list, local: _LocalRows,
-                   png: tuple | None, stream: TextIO) -> None:
-    """Explain one loaded batch (unreadable images as zeros, stored as NaN) and write its rows (and PNGs)."""
+def _pixels(loaded: list[tuple[np.ndarray | None, str]], shape: tuple[int, ...]) -> np.ndarray:
+    """The batch's images, zeros where one could not be read (its row is stored as NaN)."""
+    blank = np.zeros(shape, np.float32)
+    return np.stack([blank if image is None else image for image, _ in loaded])
+
+
+def _write_batch(store: h5py.File, batch: _Batch, loaded: list, pixels: np.ndarray, in_flight: InFlight,
+                 png: tuple | None, stream: TextIO) -> None:
+    """Wait for one batch's results and write its rows (and PNGs); report its unreadable images."""
     errors = [error for _, error in loaded]
     for path, error in zip(batch.paths, errors):
         if error:
             print(f"lrpjax explain: skipped {path}: {error}", file=stream)
-    blank = np.zeros(tuple(attribute(store.attrs["image_shape"])), np.float32)
-    pixels = np.stack([blank if image is None else image for image, _ in loaded])
-    targets = None if local.targets is None else local.targets[batch.start:batch.start + len(loaded)]
-    relevance, logits, targets = explainer(pixels, targets)
+    relevance, logits, targets = in_flight.fetch()
     write_rows(store, batch.start, relevance, logits, targets, errors)
     if png is not None:
         _write_pngs(store, batch.start, pixels, relevance, errors, *png)

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--png", action="store_true", help="heatmap and overlay PNGs per image and composite")
     explain.add_argument("--gallery", action="store_true", help="write index.html with a comparison grid")
     explain.add_argument("--cmap", default="coldnhot")
-    explain.add_argument("--workers", type=int, default=4, help="image loading threads")
+    explain.add_argument("--workers", type=int, default=None, help="image loading threads (default: one per core)")
     explain.add_argument("--coordinator", default=None, help="jax.distributed coordinator HOST:PORT")
     explain.add_argument("--num-processes", type=int, default=None)
     explain.add_argument("--process-id", type=int, default=None)
