@@ -4,13 +4,13 @@
     python benchmarks/gpu.py --batch 128 --composite epsilon epsilon_gamma_box --loader-images 2048
     python benchmarks/gpu.py --batch 256 --end-to-end 8192        # also lrpjax explain, decode to stored map
 
-For each precision the table gives heatmaps/s (device only, best of the repeats, compilation
-excluded) and the error against full-precision fp32 on the same images (max|dR|/max|R| and the
-correlation of the maps). ``--loader-images N`` also times the host input pipeline of
-``lrpjax explain`` (JPEG decode, resize 256, crop 224, normalise, thread pool) on N copies of the
-shared London faces, to show whether it keeps up with the device. ``--end-to-end N`` runs the whole
-``lrpjax explain`` job (fp32, epsilon_gamma_box, predicted class, float16 store) over N links to those
-faces at the first ``--batch`` and reports its images/s overall and after the first batch.
+For each precision the table gives heatmaps/s (device only, best of the repeats, compilation excluded) and
+the error against full-precision fp32 on the same images (max|dR|/max|R| and the correlation of the maps).
+``--loader-images N`` also times the host input pipeline of ``lrpjax explain`` (JPEG decode, resize 256,
+crop 224, normalise, thread pool) on N copies of the faces in ``--faces`` (default: the shared London
+faces), to show whether it keeps up with the device. ``--end-to-end N`` runs the whole ``lrpjax explain``
+job (float32 at jax's default precision, epsilon_gamma_box, predicted class, float16 store) over N links
+to those faces at the first ``--batch`` and reports its images/s overall and after the first batch.
 """
 
 from __future__ import annotations
@@ -72,13 +72,24 @@ def device_table(batches: list[int], names: list[str], repeats: int) -> list[str
     return rows
 
 
-def loader_rate(count: int, workers: int) -> float:
+FACES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "faces", "london", "neutral")
+
+
+def face_files(faces: str) -> list[str]:
+    if not os.path.isdir(faces):
+        raise SystemExit(f"faces folder {faces!r} does not exist; give a folder of face images with --faces")
+    files = sorted(os.path.abspath(os.path.join(faces, f)) for f in os.listdir(faces)
+                   if f.lower().endswith((".jpg", ".jpeg", ".png")))
+    if not files:
+        raise SystemExit(f"no JPEG or PNG faces in {faces!r}; give a folder of them with --faces")
+    return files
+
+
+def loader_rate(files: list[str], count: int, workers: int) -> float:
     from concurrent.futures import ThreadPoolExecutor
 
     from lrpjax.batch import image_loader
 
-    faces = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "faces", "london", "neutral")
-    files = sorted(os.path.join(faces, f) for f in os.listdir(faces))
     paths = [files[i % len(files)] for i in range(count)]
     load = image_loader(dict(preprocessing=dict(TORCHVISION)), (224, 224, 3))
     start = time.perf_counter()
@@ -88,21 +99,20 @@ def loader_rate(count: int, workers: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def end_to_end(count: int, batch: int, workers: int) -> dict:
+def end_to_end(files: list[str], count: int, batch: int, workers: int) -> dict:
     import shutil
     import tempfile
 
     from lrpjax import checkpoints
     from lrpjax.batch import explain_dataset
 
-    faces = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "faces", "london", "neutral")
-    files = sorted(os.path.abspath(os.path.join(faces, f)) for f in os.listdir(faces))
     work = tempfile.mkdtemp(prefix="lrpjax-gpu-e2e-")
     try:
         images = os.path.join(work, "images")
         os.makedirs(images)
         for i in range(count):
-            os.symlink(files[i % len(files)], os.path.join(images, f"{i:07d}.jpg"))
+            name = f"{i:07d}{os.path.splitext(files[i % len(files)])[1]}"
+            os.symlink(files[i % len(files)], os.path.join(images, name))
         model = lrpjax.vgg16(num_classes=1000)
         variables = model.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
         checkpoints.save(os.path.join(work, "checkpoint"), model, variables, {"preprocessing": dict(TORCHVISION)})
@@ -119,15 +129,16 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--loader-images", type=int, default=0)
     parser.add_argument("--end-to-end", type=int, default=0, metavar="N")
+    parser.add_argument("--faces", default=FACES, help="folder of face images for the pipeline and end-to-end runs")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     print(f"devices: {jax.devices()}", file=sys.stderr)
     print("\n".join(device_table(args.batch, args.composite, args.repeats)))
     if args.loader_images:
-        rate = loader_rate(args.loader_images, args.workers)
+        rate = loader_rate(face_files(args.faces), args.loader_images, args.workers)
         print(f"\ninput pipeline: {rate:.0f} images/s decoded and preprocessed with {args.workers} threads")
     if args.end_to_end:
-        summary = end_to_end(args.end_to_end, args.batch[0], args.workers)
+        summary = end_to_end(face_files(args.faces), args.end_to_end, args.batch[0], args.workers)
         print(f"\nlrpjax explain, {args.end_to_end} images, batch {args.batch[0]}, {summary['devices']} device(s): "
               f"{summary['images_per_second']:.0f} images/s overall, "
               f"{summary['images_per_second_after_first_batch']:.0f} after the first batch")
