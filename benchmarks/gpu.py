@@ -103,7 +103,8 @@ def end_to_end(files: list[str], count: int, batch: int, workers: int) -> dict:
     import shutil
     import tempfile
 
-    from lrpjax import checkpoints
+    from end_to_end import make_checkpoint  # benchmarks/, beside this script
+
     from lrpjax.batch import explain_dataset
 
     work = tempfile.mkdtemp(prefix="lrpjax-gpu-e2e-")
@@ -113,9 +114,7 @@ def end_to_end(files: list[str], count: int, batch: int, workers: int) -> dict:
         for i in range(count):
             name = f"{i:07d}{os.path.splitext(files[i % len(files)])[1]}"
             os.symlink(files[i % len(files)], os.path.join(images, name))
-        model = lrpjax.vgg16(num_classes=1000)
-        variables = model.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
-        checkpoints.save(os.path.join(work, "checkpoint"), model, variables, {"preprocessing": dict(TORCHVISION)})
+        make_checkpoint(os.path.join(work, "checkpoint"))
         return explain_dataset(os.path.join(work, "checkpoint"), images, os.path.join(work, "out"),
                                batch_size=batch, chunk_size=max(4 * batch, 256), dtype="float16", workers=workers)
     finally:

@@ -282,11 +282,6 @@ class Explainer:
         relevance = [r if self.keep_channels else jnp.sum(r, axis=-1) for r in out.relevance]
         return InFlight(count, relevance, out.logits, chosen)
 
-    def __call__(self, images: np.ndarray,
-                 targets: np.ndarray | None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """``submit(images, targets).fetch()``: (relevance per composite, logits [b, K], targets [b])."""
-        return self.submit(images, targets).fetch()
-
 
 @dataclass(frozen=True)
 class InFlight:
@@ -483,10 +478,10 @@ def _run_chunks(store: h5py.File, explainer: Explainer, local: _LocalRows, load:
         progress.update(len(loaded))
         first = first or (time.monotonic() - progress.start, len(loaded))
 
-    previous = None
+    image_shape, previous = tuple(attribute(store.attrs["image_shape"])), None
     with Prefetcher(batches, load, workers=workers, depth=prefetch) as loader:
         for batch, loaded in loader:
-            pixels = _pixels(loaded, tuple(attribute(store.attrs["image_shape"])))
+            pixels = _pixels(loaded, image_shape)
             targets = None if local.targets is None else local.targets[batch.start:batch.start + len(loaded)]
             current = (batch, loaded, pixels, explainer.submit(pixels, targets))
             if previous is not None:
