@@ -118,15 +118,21 @@ def trainable_layers(params: Mapping[str, Any], trainable: str) -> frozenset[str
 
 
 def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps`` or a constant rate."""
-    if config.schedule == "cosine":
-        if config.warmup_steps == 0:
-            return optax.cosine_decay_schedule(config.learning_rate, config.steps)
-        return optax.warmup_cosine_decay_schedule(0.0, config.learning_rate, config.warmup_steps,
-                                                  max(config.steps, config.warmup_steps + 1))
+    r"""Linear warm-up over ``warmup_steps`` :math:`w`, then cosine decay to 0 at ``steps`` or a constant rate.
+
+    The warm-up starts above 0, so the first step already learns (Goyal et al. 2017, gradual warm-up):
+
+    .. math:: \eta_s = \eta\,\frac{s + 1}{w + 1} \quad (0 \le s < w), \qquad \eta_w = \eta.
+    """
     if config.warmup_steps == 0:
+        if config.schedule == "cosine":
+            return optax.cosine_decay_schedule(config.learning_rate, config.steps)
         return optax.constant_schedule(config.learning_rate)
-    warmup = optax.linear_schedule(0.0, config.learning_rate, config.warmup_steps)
+    start = config.learning_rate / (config.warmup_steps + 1)
+    if config.schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(start, config.learning_rate, config.warmup_steps,
+                                                  max(config.steps, config.warmup_steps + 1))
+    warmup = optax.linear_schedule(start, config.learning_rate, config.warmup_steps)
     return optax.join_schedules([warmup, optax.constant_schedule(config.learning_rate)], [config.warmup_steps])
 
 

@@ -167,3 +167,14 @@ def test_train_command_trains_tests_and_exports(tmp_path, capsys):
     assert main(changed) == 2 and "differs in ['learning_rate']" in capsys.readouterr().err
     unknown = [a if a != "lfw_subset:train" else "nowhere:train" for a in argv]
     assert main(unknown) == 2 and "'nowhere' is unknown" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_warm_up_starts_above_zero_so_the_first_step_learns(schedule):
+    config = train.TrainConfig(**{**CONFIG.__dict__, "learning_rate": 0.3, "warmup_steps": 2, "steps": 10,
+                                  "schedule": schedule})
+    rates = [float(train.learning_rate_schedule(config)(s)) for s in range(4)]
+    after = 0.3 if schedule == "constant" else 0.15 * (1 + np.cos(np.pi / 8))  # cosine over the 8 steps after
+    np.testing.assert_allclose(rates, [0.1, 0.2, 0.3, after], rtol=1e-6)
+    no_warmup = train.TrainConfig(**{**config.__dict__, "warmup_steps": 0})
+    assert float(train.learning_rate_schedule(no_warmup)(0)) == pytest.approx(0.3)
