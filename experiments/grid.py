@@ -5,7 +5,8 @@ A grid config (a Python file with ``get_config(arg)``, see ``configs/grid_cpu.py
 ``workdir``
     where everything goes (``--workdir`` overrides it).
 ``data``
-    :class:`lrpjax.data.DataPaths` fields: ``data_dir`` (``None``: ``WORKDIR/tfds``), ``faces``, ``manual_dir``.
+    :class:`lrpjax.data.DataPaths` fields: ``data_dir`` (``None``: ``WORKDIR/tfds``), ``faces``, ``manual_dir``,
+    ``identity_people`` (how many people ``vggface2_identity`` keeps; 500).
 ``bases``
     name -> ``{"checkpoint": DIR}`` (a converted checkpoint) or a stand-in trained here first:
     ``{"train": "NAME:SPLIT", "validation": ..., "tests": [...], "config": {TrainConfig fields}}``;
@@ -17,6 +18,11 @@ A grid config (a Python file with ``get_config(arg)``, see ``configs/grid_cpu.py
     the seeds; each fixes a model's new head, data order, augmentation and dropout.
 ``finetune``
     :class:`lrpjax.train.TrainConfig` fields shared by every finetuning run.
+
+Relative paths (``workdir``, ``data``, base checkpoints) are relative to the working directory, the repository
+root in every command documented here; they are made absolute once, at the start. Before anything is trained,
+:func:`experiments.preflight.preflight` checks every checkpoint, data set, folder and file the config names and
+reports all problems at once.
 
 Layout: ``WORKDIR/bases/NAME/`` (stand-ins), ``WORKDIR/runs/BASE/TASK/seedN/`` (each a :func:`lrpjax.train.run`
 work directory: a finished one holds ``model/`` and ``results.json`` (its training checkpoints deleted) and is
@@ -36,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from experiments.configfile import call_get_config
+from experiments.preflight import preflight
 from lrpjax import data, train
 
 KEYS = ("workdir", "data", "bases", "tasks", "seeds", "finetune")
@@ -93,11 +100,12 @@ def run_grid(config: Mapping[str, Any], workdir: str | None = None,
     """Train every base x task x seed model not yet finished and write the tables; returns
     ``{"rows", "trained", "skipped", "table"}`` (``table``: the Markdown)."""
     workdir = workdir or config["workdir"]
+    preflight({**config, "workdir": workdir}, "grid")
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         json.dump(config, handle, indent=2, default=str)
     paths = data.DataPaths(**{**config["data"], "data_dir": config["data"].get("data_dir")
-                              or os.path.join(workdir, "tfds")})
+                              or os.path.join(workdir, "tfds")}).resolved()
     bases = prepare_bases(config, workdir, paths, log)
     rows, trained, skipped = [], [], []
     for base_name, checkpoint in bases.items():

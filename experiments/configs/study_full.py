@@ -1,19 +1,28 @@
 """The full study on a GPU, on the grid of ``grid_full.py`` (VGG-16 from ImageNet or VGG-Face weights, finetuned
 for gender or identity on VGGFace2, five seeds: 20 models).
 
-    python experiments/run_grid.py --config experiments/configs/grid_full.py    # first
-    python experiments/run_study.py --profile full                              # the same code as the smoke profile
+    python experiments/run_grid.py --config experiments/configs/grid_full.py    # first: out/grid_full
+    python experiments/run_study.py --profile full                              # -> out/study_full/report.md
+
+The quick pair, to check the set-up end to end first (one seed, 200 steps; 100 images per set):
+
+    python experiments/run_grid.py --config experiments/configs/grid_full.py:quick        # out/grid_full_quick
+    python experiments/run_study.py --config experiments/configs/study_full.py:quick      # reads out/grid_full_quick
+
+Run them from the repository root (the paths below are relative to the working directory). Every path, model
+name and file the config refers to is checked before the first stage, and all problems are listed at once.
 
 Not run on this repository's machines (no converted weights, VGGFace2 or human data there). What it needs:
 
-- ``out/grid_full``: the finished grid (``runs/BASE/TASK/seedN/model``);
+- ``out/grid_full`` (``out/grid_full_quick`` for ``:quick``): the finished grid (``runs/BASE/TASK/seedN/model``);
 - ``data/tfds`` and ``data/manual`` as in ``grid_full.py`` (the VGGFace2 test splits are read from there);
 - ``../shared/data/faces``: the London neutral faces with their landmarks (all 102 people: no grid model was
   trained on them);
 - ``data/human/rdm_*.csv``: one dissimilarity matrix per rater over the London neutral faces (first row and
   column: face ids such as ``001``), and ``data/human/triads.csv`` (``target, option1, option2, choice``).
-  Without human data, set ``"human": {..., "mode": "synthetic", "source": "vggface/identity/s4", "raters": 6,
-  "noise": 1.0, "triads_per_rater": 200, "seed": 0}`` to check the pipeline.
+  Without human data, set ``"human": {..., "mode": "synthetic", "source": "vggface/identity/s0", "raters": 6,
+  "noise": 1.0, "triads_per_rater": 200, "seed": 0}`` to check the pipeline (``s0``: the quick grid has seed 0
+  only).
 
 The two bases preprocess differently (torchvision: resize 256, crop 224; VGG-Face: resize 224, crop 224), so the
 study shows every model the same 224x224 crops of the 224-pixel resize (``geometry``), each normalised its own way.
@@ -33,8 +42,8 @@ def get_config(arg=None):
         "profile": "full" + (" (quick)" if quick else ""),
         "description": "VGG-16 pretrained on ImageNet or VGG-Face, finetuned for gender or identity on VGGFace2.",
         "workdir": "out/study_full_quick" if quick else "out/study_full",
-        "grid": "out/grid_full",
-        "data": {"data_dir": "data/tfds", "faces": faces, "manual_dir": "data/manual"},
+        "grid": "out/grid_full_quick" if quick else "out/grid_full",
+        "data": {"data_dir": "data/tfds", "faces": faces, "manual_dir": "data/manual", "identity_people": 500},
         "geometry": {"resize": 224, "crop": 224},
         "image_sets": {
             "gender_test": {"splits": ["vggface2_gender:test"], "models": "gender", "limit": limit, "labels": "true",

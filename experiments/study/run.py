@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.preflight import preflight
 from experiments.study import analyses, compute, report
 from experiments.study import human as human_data
 from experiments.study import images as images_module
@@ -64,7 +65,7 @@ def images_stage(ctx: Context, name: str) -> tuple[ImageSet, StageResult]:
     spec = ctx.config["image_sets"][name]
     regions_json = ctx.config["regions"].get("regions_json")
     data_dir = ctx.config["data"].get("data_dir") or os.path.join(ctx.grid, "tfds")
-    paths = data.DataPaths(**{**ctx.config["data"], "data_dir": data_dir})
+    paths = data.DataPaths(**{**ctx.config["data"], "data_dir": data_dir}).resolved()
 
     def run(_key: str):
         images = build_image_set(spec, geometry=ctx.geometry, paths=paths, regions_json=regions_json,
@@ -260,6 +261,7 @@ def run_study(config: Mapping[str, Any], *, workdir: str | None = None, grid: st
     started = time.time()
     config = check_config(config)
     workdir, grid = workdir or config["workdir"], grid or config["grid"]
+    preflight(config, "study", grid=grid)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         json.dump({**config, "workdir": workdir, "grid": grid}, handle, indent=1, default=str)

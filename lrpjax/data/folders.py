@@ -65,9 +65,10 @@ class FaceFolderConfig(tfds.core.BuilderConfig):
 
     ``fractions`` gives each split's share (of people for ``split_by="person"``, of each person's images for
     ``"image"``); ``condition_splits`` maps conditions to splits for ``"condition"``. ``labels_csv`` is
-    relative to ``root`` unless absolute. ``people`` (all when empty), ``min_images_per_person`` and
-    ``max_people`` (the people with the most images, ties by name) select people before splitting. ``root``
-    is not part of the data set's identity: moving the folder does not invalidate a built data set.
+    relative to ``root`` unless absolute (VGGFace2: ``"../identity_meta.csv"``). ``people`` (all when empty),
+    ``min_images_per_person`` and ``max_people`` (the people with the most images, ties by name) select people
+    before splitting. ``root`` is not part of the data set's identity, and ``labels_csv`` enters it relative to
+    ``root``: moving the folder (with its CSV) does not invalidate a built data set.
     """
 
     root: str = ""
@@ -87,9 +88,18 @@ class FaceFolderConfig(tfds.core.BuilderConfig):
 
     def settings(self) -> dict[str, Any]:
         """The fields that decide the data set's content (all but ``root``), JSON-ready."""
-        keys = ("layout", "conditions", "label", "labels_csv", "id_column", "split_by", "fractions",
+        keys = ("layout", "conditions", "label", "id_column", "split_by", "fractions",
                 "condition_splits", "seed", "people", "min_images_per_person", "max_people", "extensions")
-        return json.loads(json.dumps({key: getattr(self, key) for key in keys}))
+        settings = {key: getattr(self, key) for key in keys}
+        labels = self.labels_path()
+        settings["labels_csv"] = None if labels is None else os.path.relpath(labels, self.root).replace(os.sep, "/")
+        return json.loads(json.dumps(settings))
+
+    def labels_path(self) -> str | None:
+        """The labels CSV: ``labels_csv`` as given if absolute, else joined with ``root`` (once)."""
+        if self.labels_csv is None:
+            return None
+        return self.labels_csv if os.path.isabs(self.labels_csv) else os.path.join(self.root, self.labels_csv)
 
     def fingerprint(self) -> str:
         """A short hash of :meth:`settings`."""
@@ -136,11 +146,29 @@ def list_images(config: FaceFolderConfig) -> list[tuple[str, str, str]]:
     return found
 
 
+def source_listing(config: FaceFolderConfig) -> dict[str, Any]:
+    """What a built data set remembers of its folder, to notice a changed one: the number of image files, their
+    total size, a sha256 of their sorted names and sizes, and the labels CSV's sha256 (a listing, no image read).
+    """
+    digest, total = hashlib.sha256(), 0
+    files = list_images(config)
+    for file, _, _ in files:
+        size = os.path.getsize(os.path.join(config.root, file))
+        total += size
+        digest.update(f"{file}\t{size}\n".encode())
+    labels = config.labels_path()
+    labels_sha = None
+    if labels is not None and os.path.isfile(labels):
+        with open(labels, "rb") as handle:
+            labels_sha = hashlib.file_digest(handle, "sha256").hexdigest()
+    return {"files": len(files), "bytes": total, "listing_sha256": digest.hexdigest(), "labels_sha256": labels_sha}
+
+
 def read_labels(config: FaceFolderConfig) -> dict[str, str] | None:
     """``{person: label}`` from the CSV, or ``None`` for identity labels."""
     if config.label == "identity":
         return None
-    path = config.labels_csv if os.path.isabs(config.labels_csv) else os.path.join(config.root, config.labels_csv)
+    path = config.labels_path()
     if not os.path.isfile(path):
         raise ValueError(f"FaceFolderConfig {config.name!r}: labels_csv {path!r} does not exist")
     with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -173,7 +201,40 @@ def catalogue(config: FaceFolderConfig) -> tuple[dict[str, list[FaceImage]], lis
         splits = split_by_image(images, dict(config.fractions), config.seed)
     else:
         splits = split_by_condition(images, dict(config.condition_splits))
+    check_no_empty_split(config, images, splits)
     return splits, sorted({image.label for image in images}, key=natural_key)
+
+
+def smallest_count(fractions: Mapping[str, float], limit: int = 10_000) -> int | None:
+    """The smallest count from which on (checked 100 further) dividing by ``fractions`` (:func:`_boundaries`)
+    leaves no split empty; ``None`` if a share is 0."""
+    if any(share <= 0 for share in fractions.values()):
+        return None
+    ok = [all(stop > start for _, start, stop in _boundaries(n, fractions)) for n in range(limit + 100)]
+    return next((n for n in range(limit) if all(ok[n:n + 100])), None)
+
+
+def check_no_empty_split(config: FaceFolderConfig, images: Sequence[FaceImage],
+                         splits: Mapping[str, Sequence[FaceImage]]) -> None:
+    """``ValueError`` naming the first empty split, what it holds of, and how many people or images it needs."""
+    empty = [split for split, chosen in splits.items() if not chosen]
+    if not empty:
+        return
+    fractions = dict(config.fractions)
+    need = smallest_count(fractions) if config.split_by != "condition" else None
+    if config.split_by == "person":
+        counts = collections.Counter(label for _, label in {(i.person, i.label) for i in images})
+        have = ", ".join(f"{n} {label!r}" for label, n in sorted(counts.items()))
+        detail = (f"split_by='person' divides each label's people by fractions {config.fractions}, so each label "
+                  f"needs at least {need} people; it has {have}")
+    elif config.split_by == "image":
+        per_person = collections.Counter(image.person for image in images)
+        detail = (f"split_by='image' divides each person's images by fractions {config.fractions}, so a person "
+                  f"needs at least {need} images; the {len(per_person)} people have at most "
+                  f"{max(per_person.values())}")
+    else:
+        detail = f"no image is in a condition mapped to it by condition_splits {config.condition_splits}"
+    raise ValueError(f"FaceFolderConfig {config.name!r}: split {empty[0]!r} would be empty: {detail}")
 
 
 def natural_key(text: str) -> list[Any]:
@@ -295,7 +356,7 @@ class FaceFolder(tfds.core.GeneratorBasedBuilder):
                     warnings.warn(f"skipped unreadable image {os.path.join(config.root, image.file)!r}: {reason}",
                                   stacklevel=2)
         self.info.metadata.update({
-            "settings": config.settings(), "root": os.path.abspath(config.root),
+            "settings": config.settings(), "root": os.path.abspath(config.root), "source": source_listing(config),
             "class_counts": {s: {name: sum(i.label == name for i in images) for name in class_names}
                              for s, images in kept.items()},
             "people": {s: len({i.person for i in images}) for s, images in kept.items()},

@@ -11,6 +11,7 @@ Everything here runs without TensorFlow: data sets are written and read as array
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tarfile
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lrpjax.data.folders import FaceFolder, FaceFolderConfig
+from lrpjax.data.folders import FaceFolder, FaceFolderConfig, source_listing
 
 
 def _label_field(record: Mapping[str, Any]) -> int:
@@ -91,18 +92,45 @@ def prepare_folder(config: FaceFolderConfig, data_dir: str | os.PathLike[str]) -
     """Build the face folder data set ``config`` under ``data_dir`` unless built already; return its directory.
 
     Raises ``ValueError`` if a data set of that name was built with other settings (see
-    :meth:`FaceFolderConfig.settings`), or naming a bad field of ``config``.
+    :meth:`FaceFolderConfig.settings`) or from a folder whose listing has changed since (files added, removed or
+    resized, another labels CSV: :func:`lrpjax.data.folders.source_listing`), or naming a bad field of ``config``.
     """
     directory = folder_directory(data_dir, config.name)
     if os.path.isfile(os.path.join(directory, "dataset_info.json")):
-        built = read_metadata(directory).get("settings")
+        metadata = read_metadata(directory)
+        built = metadata.get("settings")
         if built != config.settings():
             raise ValueError(f"data set {directory!r} was built with settings {built}, not {config.settings()}; "
                              "give the config another name or delete the folder")
+        check_listing(config, directory, metadata.get("source"))
         return directory
     builder = FaceFolder(data_dir=os.fspath(data_dir), config=config, file_format="array_record")
     builder.download_and_prepare()
     return directory
+
+
+def check_listing(config: FaceFolderConfig, directory: str, built: Mapping[str, Any] | None) -> None:
+    """``ValueError`` if ``config.root`` no longer lists as it did when ``directory`` was built (data sets built
+    before listings were recorded are not checked)."""
+    if built is None:
+        return
+    now = _listing_once(os.path.abspath(config.root), config.layout, tuple(config.conditions),
+                        tuple(config.extensions), config.labels_path())
+    if now != built:
+        changed = [f"{key} {built.get(key)} then, {now[key]} now" for key in now if built.get(key) != now[key]]
+        raise ValueError(f"the folder {config.root!r} changed since {directory!r} was built from it ("
+                         f"{'; '.join(changed)}); delete {directory!r} to rebuild it, or restore the folder")
+
+
+@functools.lru_cache(maxsize=64)
+def _listing_once(root: str, layout: str, conditions: tuple[str, ...], extensions: tuple[str, ...],
+                  labels_csv: str | None) -> dict[str, Any]:
+    """:func:`source_listing` once per process and folder: a grid opens VGGFace2's 3.3 million files' splits
+    dozens of times."""
+    config = FaceFolderConfig(name="listing", root=root, layout=layout, conditions=conditions,
+                              extensions=extensions, labels_csv=labels_csv, label="identity" if labels_csv is None
+                              else "listing")
+    return source_listing(config)
 
 
 def read_metadata(directory: str) -> dict[str, Any]:
