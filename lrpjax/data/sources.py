@@ -114,19 +114,30 @@ def check_listing(config: FaceFolderConfig, directory: str, built: Mapping[str, 
     before listings were recorded are not checked)."""
     if built is None:
         return
+    labels = config.labels_path()
     now = _listing_once(os.path.abspath(config.root), config.layout, tuple(config.conditions),
-                        tuple(config.extensions), config.labels_path())
+                        tuple(config.extensions), labels and os.path.abspath(labels), _folder_stamp(config))
     if now != built:
         changed = [f"{key} {built.get(key)} then, {now[key]} now" for key in now if built.get(key) != now[key]]
         raise ValueError(f"the folder {config.root!r} changed since {directory!r} was built from it ("
                          f"{'; '.join(changed)}); delete {directory!r} to rebuild it, or restore the folder")
 
 
+def _folder_stamp(config: FaceFolderConfig) -> tuple[tuple[str, int], ...]:
+    """The modification times of the root, its sub-folders and the labels CSV: a file added or removed changes
+    one (a stat per folder, not per file)."""
+    entries = [(entry.name, entry.stat().st_mtime_ns) for entry in os.scandir(config.root) if entry.is_dir()]
+    labels = config.labels_path()
+    stamp = [("", os.stat(config.root).st_mtime_ns), *sorted(entries)]
+    return tuple(stamp + ([("labels", os.stat(labels).st_mtime_ns)] if labels and os.path.isfile(labels) else []))
+
+
 @functools.lru_cache(maxsize=64)
 def _listing_once(root: str, layout: str, conditions: tuple[str, ...], extensions: tuple[str, ...],
-                  labels_csv: str | None) -> dict[str, Any]:
-    """:func:`source_listing` once per process and folder: a grid opens VGGFace2's 3.3 million files' splits
-    dozens of times."""
+                  labels_csv: str | None, stamp: tuple) -> dict[str, Any]:
+    """:func:`source_listing` once per process, folder and ``stamp`` (:func:`_folder_stamp`): a grid opens
+    VGGFace2's splits (3.3 million files) dozens of times."""
+    del stamp  # part of the cache key only
     config = FaceFolderConfig(name="listing", root=root, layout=layout, conditions=conditions,
                               extensions=extensions, labels_csv=labels_csv, label="identity" if labels_csv is None
                               else "listing")
