@@ -9,7 +9,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_device_check_runs_at_cpu_sizes_and_prints_every_row():
-    env = {**os.environ, "DEVICE_CHECK_PYTHON": sys.executable, "DEVICE_CHECK_BUDGET_S": "600"}
+    fast_compile = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"  # same programs
+    env = {**os.environ, "DEVICE_CHECK_PYTHON": sys.executable, "DEVICE_CHECK_BUDGET_S": "600",
+           "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {fast_compile}".strip()}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "device_check.sh"), "--tiny"], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
