@@ -181,7 +181,7 @@ def test_pipeline_and_folder_errors_name_the_problem(tmp_path):
 
 def test_lfw_from_a_manual_tgz_builds_an_identity_set(tmp_path):
     folder = tmp_path / "src" / "lfw"
-    _person_folders(folder, people=("Ann_A", "Bob_B", "Cy_C"), per_person=3)
+    _person_folders(folder, people=("Ann_A", "Bob_B", "Cy_C"), per_person=9)  # 0.7/0.1/0.2 needs 9 each
     _person_folders(folder, people=("Few_F",), per_person=1)
     manual = tmp_path / "manual"
     manual.mkdir()
@@ -192,7 +192,7 @@ def test_lfw_from_a_manual_tgz_builds_an_identity_set(tmp_path):
     directory = data.prepare_folder(config, str(tmp_path / "tfds"))
     split = data.open_split(directory, "train")
     assert split.class_names == ("Ann_A", "Bob_B", "Cy_C")  # Few_F has too few images
-    assert sorted(split.labels().tolist()) == [0, 0, 1, 1, 2, 2]
+    assert sorted(split.labels().tolist()) == [0] * 6 + [1] * 6 + [2] * 6
 
 
 class _WithoutTensorFlow:
