@@ -375,13 +375,6 @@ def preprocessing_for(model: VGG, metadata: Mapping[str, Any], size: int | None)
 # ----------------------------------------------------------------------------- composites
 
 
-def lrpjax_composite(name: str, low: Sequence[float], high: Sequence[float]) -> lrp_composites.Composite:
-    """lrpjax's preset ``name`` (ZBox bounds ``low``/``high`` for ``epsilon_gamma_box``)."""
-    if name == "epsilon_gamma_box":
-        return lrp_composites.get(name, low=tuple(low), high=tuple(high))
-    return lrp_composites.get(name)
-
-
 def zennit_composite(zennit: Any, name: str, low: Any, high: Any) -> Any:
     """Zennit's composite ``name`` (``None`` for ``gradient``); ``low``/``high`` are ``[1, C, 1, 1]`` tensors."""
     zc, zr, zt = zennit.composites, zennit.rules, zennit.types
@@ -556,7 +549,7 @@ def _compare_all(model: VGG, variables: Any, state_dict: Mapping[str, Any] | Non
     targets = logits.argmax(axis=1)
     onehot = np.eye(model.num_classes)[targets]
     bounds = zbox_bounds(spec)
-    presets = [lrpjax_composite(name, *bounds) for name in names]
+    presets = [lrp_composites.get(name, preprocessing=spec) for name in names]
     all_ours, our_logits = lrpjax_relevance(model, variables, images, onehot, presets, dtype, batch_size)
     rows = []
     for name, ours in zip(names, all_ours):

@@ -24,7 +24,6 @@ are resized channel by channel in PIL's 32-bit float mode.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -33,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
+
+from lrpjax.imagefiles import load_image
 
 TORCHVISION: Mapping[str, Any] = MappingProxyType({
     "name": "torchvision",
@@ -53,6 +54,9 @@ VGGFACE: Mapping[str, Any] = MappingProxyType({
     "crop": 224,
 })
 """VGG-Face's preprocessing: RGB in [0, 255] minus the VGG-Face mean face colour, resize 224, crop 224."""
+
+__all__ = ["TORCHVISION", "VGGFACE", "PRESETS", "load_image", "preprocess", "preset", "resize_shorter",
+           "resized_size", "validate_preprocessing", "zbox_bounds"]
 
 PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({"torchvision": TORCHVISION, "vggface": VGGFACE})
 
@@ -223,18 +227,3 @@ def _center_crop(image: np.ndarray, crop: int | None, index: int) -> np.ndarray:
     top = round((height - crop) / 2.0)
     left = round((width - crop) / 2.0)
     return image[top : top + crop, left : left + crop]
-
-
-def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as uint8 RGB ``[H, W, 3]`` (grayscale, palette and RGBA are converted).
-
-    Raises ``FileNotFoundError`` if ``path`` does not exist and ``ValueError`` naming the file
-    if it is not a readable image.
-    """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"image file {os.fspath(path)!r} does not exist")
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"cannot read image file {os.fspath(path)!r}: {error}") from error

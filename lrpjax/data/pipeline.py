@@ -21,19 +21,17 @@ that cannot be decoded is skipped with a warning and counted in the batches' ``s
 from __future__ import annotations
 
 import collections
-import io
-import queue
 import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-from PIL import Image
 
 from lrpjax.data.sources import Split
+from lrpjax.imagefiles import decode_image
+from lrpjax.prefetch import prefetch
 from lrpjax.preprocess import resize_shorter, validate_preprocessing
 
 
@@ -63,19 +61,6 @@ def hide_accelerators_from_tensorflow() -> None:
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
-
-
-def decode_image(data: Any) -> np.ndarray:
-    """Encoded bytes (JPEG, PNG, ...) or a uint8 array -> uint8 RGB ``[H, W, 3]``; ``ValueError`` if unreadable."""
-    if isinstance(data, np.ndarray):
-        if data.dtype != np.uint8 or data.ndim not in (2, 3):
-            raise ValueError(f"an in-memory image must be uint8 [H, W] or [H, W, 3], got {data.dtype} {data.shape}")
-        return np.repeat(data[..., None], 3, -1) if data.ndim == 2 else data
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
-    except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, ... for broken files
-        raise ValueError(f"cannot decode image: {type(error).__name__}: {error}") from error
 
 
 def normalize(image: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
@@ -212,41 +197,6 @@ def eval_batches(split: Split, preprocessing: Mapping[str, Any], *, batch_size: 
         if count:
             image[:count], label[:count] = np.stack(pending_images), pending_labels
         yield Batch(image, label, np.arange(batch_size) < count, len(split), skipped)
-
-
-def prefetch(iterator: Iterable[Any], size: int = 2) -> Iterator[Any]:
-    """Run ``iterator`` in a background thread, ``size`` items ahead; its exceptions are raised here."""
-    items: queue.Queue = queue.Queue(maxsize=size)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put((done, None))
-        except BaseException as error:  # handed to the consumer
-            items.put((done, error))
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = items.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
 
 
 def prefetch_to_device(batches: Iterable[Batch], size: int = 2, sharding: Any = None) -> Iterator[Batch]:
