@@ -99,6 +99,8 @@ def _rgb8(image: Image.Image) -> np.ndarray:
         gray = np.clip(np.rint(values * (255.0 / 65535.0)), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, -1)
     if image.mode == "F":
+        if not np.isfinite(np.asarray(image)).all():
+            raise ValueError("the image holds NaN or infinite values")
         gray = np.clip(np.rint(np.asarray(image, np.float64) * 255.0), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, -1)
     return np.array(image.convert("RGB"), dtype=np.uint8)

@@ -35,6 +35,7 @@ from lrpjax import checkpoints
 from lrpjax.data.pipeline import eval_batches, hide_accelerators_from_tensorflow, prefetch_to_device, train_batches
 from lrpjax.data.sources import Split
 from lrpjax.models.vgg import VGG
+from lrpjax.workdir import exclusive
 
 TRAINABLE = {
     "head": ("fc8",),
@@ -377,12 +378,20 @@ def fit(config: TrainConfig, train: Split, *, workdir: str, validation: Split | 
         hooks: Sequence[Callable[[int, TrainState], None]] = (), log: Callable[[str], None] = _stderr) -> FitResult:
     """Train (or resume training) in ``workdir`` for ``config.steps`` steps; see the module docstring.
 
-    ``hooks`` are called as ``hook(step, state)`` once a step is done (logged, evaluated, saved).
+    ``hooks`` are called as ``hook(step, state)`` once a step is done (logged, evaluated, saved). ``workdir`` is
+    held with an exclusive lock (:func:`lrpjax.workdir.exclusive`) before any file in it is touched.
 
     Raises:
       FloatingPointError: naming the step where the loss became NaN or infinite.
       ValueError: when ``workdir`` holds a run with another config.
+      lrpjax.workdir.WorkdirBusy: another run holds ``workdir``.
     """
+    with exclusive(workdir, command="train"):
+        return _fit(config, train, workdir=workdir, validation=validation, hooks=hooks, log=log)
+
+
+def _fit(config: TrainConfig, train: Split, *, workdir: str, validation: Split | None,
+         hooks: Sequence[Callable[[int, TrainState], None]], log: Callable[[str], None]) -> FitResult:
     _check_workdir_config(workdir, config)
     hide_accelerators_from_tensorflow()
     model, variables, base_metadata = initial_variables(config, len(train.class_names))
@@ -478,7 +487,16 @@ def run(config: TrainConfig, workdir: str, *, train: Split, validation: Split | 
         keep_checkpoints: bool = True, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
     """Fit in ``workdir``, evaluate on ``tests``, export ``workdir/model`` (a :mod:`lrpjax.checkpoints`
     checkpoint) and ``workdir/results.json``; returns the results. The export is written last, so its
-    presence marks a finished run; ``keep_checkpoints=False`` then deletes the training checkpoints."""
+    presence marks a finished run; ``keep_checkpoints=False`` then deletes the training checkpoints. The whole
+    run holds ``workdir``'s lock (a second run on it raises :class:`lrpjax.workdir.WorkdirBusy`)."""
+    with exclusive(workdir, command="train"):
+        return _run(config, workdir, train=train, validation=validation, tests=tests, hooks=hooks,
+                    keep_checkpoints=keep_checkpoints, log=log)
+
+
+def _run(config: TrainConfig, workdir: str, *, train: Split, validation: Split | None, tests: Sequence[Split],
+         hooks: Sequence[Callable[[int, TrainState], None]], keep_checkpoints: bool,
+         log: Callable[[str], None]) -> dict[str, Any]:
     result = fit(config, train, workdir=workdir, validation=validation, hooks=hooks, log=log)
     preprocessing = resolve_preprocessing(config, result.base_metadata)
     test_results = {}

@@ -21,6 +21,11 @@ class WorkdirBusy(RuntimeError):
     """Another process holds the work directory's lock."""
 
 
+_HELD: set[str] = set()
+"""Lock files this process holds: a lock belongs to the process, so taking it again (the command line, then
+the library function it calls) is a no-op rather than a conflict with itself."""
+
+
 def check_writable(path: str | os.PathLike[str], *, what: str, subfolders: Sequence[str] = ()) -> str:
     """Create ``path`` (and ``path/<sub>`` for each of ``subfolders``) and prove each writable; the absolute path.
 
@@ -52,6 +57,9 @@ def exclusive(path: str | os.PathLike[str], *, command: str, suffix: str = "") -
     root = os.path.abspath(os.fspath(path))
     os.makedirs(root, exist_ok=True)
     lock = os.path.join(root, f".lock{suffix}")
+    if lock in _HELD:
+        yield root
+        return
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -60,10 +68,12 @@ def exclusive(path: str | os.PathLike[str], *, command: str, suffix: str = "") -
         os.close(fd)
         raise WorkdirBusy(f"{root!r} is in use by another lrpjax {command} (pid {holder}); wait for it to "
                           "finish or choose another folder") from None
+    _HELD.add(lock)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield root
     finally:
+        _HELD.discard(lock)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
