@@ -32,7 +32,7 @@ import numpy as np
 from lrpjax.data.sources import Split
 from lrpjax.imagefiles import decode_image
 from lrpjax.prefetch import prefetch
-from lrpjax.preprocess import resize_shorter, validate_preprocessing
+from lrpjax.preprocess import center_offsets, normalize, resize_shorter, validate_preprocessing
 
 
 class Batch(NamedTuple):
@@ -63,14 +63,6 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def normalize(image: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
-    """uint8 pixels -> float32 scaled to ``pixel_range`` and normalised by ``mean`` and ``std``."""
-    unit = image.astype(np.float32) / np.float32(255)
-    black, white = (np.float32(v) for v in spec["pixel_range"])
-    scaled = unit if (black, white) == (0, 1) else black + unit * (white - black)
-    return ((scaled - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)).astype(np.float32)
-
-
 def crop_image(data: Any, spec: Mapping[str, Any], rng: np.random.Generator | None = None) -> np.ndarray:
     """Decode, resize the shorter side to ``spec["resize"]`` and cut a ``spec["crop"]`` square: centred
     (``rng`` None, torchvision's ``CenterCrop`` offsets) or at a random place and flipped with probability 1/2
@@ -81,7 +73,7 @@ def crop_image(data: Any, spec: Mapping[str, Any], rng: np.random.Generator | No
     if height < crop or width < crop:
         raise ValueError(f"image is {height}x{width} after resizing, smaller than crop={crop}")
     if rng is None:
-        top, left = round((height - crop) / 2.0), round((width - crop) / 2.0)
+        top, left = center_offsets(height, width, crop)
     else:
         top, left = int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
     image = image[top:top + crop, left:left + crop]
