@@ -35,6 +35,7 @@ With several processes (``jax.distributed``) process ``k`` of ``n`` takes chunks
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -261,8 +262,9 @@ def _run_chunks(store: h5py.File, explainer: Explainer, local: _LocalRows, load:
 
     image_shape, previous = tuple(attribute(store.attrs["image_shape"])), None
     workers = workers if workers is not None else os.cpu_count() or 1  # decoding releases the GIL: scale to cores
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="lrpjax-load") as pool:
-        for batch, loaded in background(_loaded(batches, pool, load), prefetch):
+    with (ThreadPoolExecutor(max(1, workers), thread_name_prefix="lrpjax-load") as pool,
+          contextlib.closing(background(_loaded(batches, pool, load), prefetch)) as loaded_batches):
+        for batch, loaded in loaded_batches:  # closing: the loader thread ends before its pool shuts down
             pixels = _pixels(loaded, image_shape)
             targets = None if local.targets is None else local.targets[batch.start:batch.start + len(loaded)]
             current = (batch, loaded, pixels, explainer.submit(pixels, targets))
