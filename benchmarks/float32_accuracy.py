@@ -2,6 +2,7 @@
 float32 error arises layer by layer.
 
     python benchmarks/float32_accuracy.py                        # 24 London faces, VGG-16 224x224, epsilon_gamma_box
+    python benchmarks/float32_accuracy.py --random                # 24 uniform random images instead
     python benchmarks/float32_accuracy.py --images DIR --count 48 --out out/float32_accuracy.json
 
 The network is a VGG-16 with random He-normal weights and N(0, 0.05) biases (no pretrained weights ship);
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", default=os.path.join("..", "shared", "data", "faces", "london", "neutral"))
     parser.add_argument("--count", type=int, default=24)
+    parser.add_argument("--random", action="store_true",
+                        help="uniform random pixels (ImageNet-normalised) instead of --images: no flat regions, so "
+                             "no near-tied max pools")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--composite", default="epsilon_gamma_box")
     parser.add_argument("--out", default=os.path.join("out", "float32_accuracy.json"))
@@ -65,9 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     from weights_conversion.torch_model import torch_model_for
 
     zennit = import_zennit()
-    files = list_image_files(args.images).ids[:args.count]
-    images = np.concatenate([np.asarray(preprocess(load_image(os.path.join(args.images, f)), TORCHVISION))
-                             for f in files]).astype(np.float32)
+    if args.random:
+        files = [f"random{k}" for k in range(args.count)]
+        pixels = np.random.default_rng(0).uniform(size=(args.count, 224, 224, 3)).astype(np.float32)
+        images = np.asarray(preprocess(pixels, {**TORCHVISION, "resize": None}), np.float32)
+    else:
+        files = list_image_files(args.images).ids[:args.count]
+        images = np.concatenate([np.asarray(preprocess(load_image(os.path.join(args.images, f)), TORCHVISION))
+                                 for f in files]).astype(np.float32)
     model = lrpjax.vgg16(num_classes=1000)
     variables = model.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
     keys = iter(jax.random.split(jax.random.key(1), 64))
