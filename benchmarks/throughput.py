@@ -50,7 +50,7 @@ def jax_methods(batch: int, size: int, composite_names: list[str]) -> tuple[dict
     import jax.numpy as jnp
 
     import lrpjax
-    from lrpjax.preprocess import TORCHVISION, zbox_bounds
+    from lrpjax.preprocess import TORCHVISION
 
     model = lrpjax.vgg16(num_classes=1000)
     variables = model.init(jax.random.key(0), jnp.zeros((1, size, size, 3)))
@@ -68,14 +68,12 @@ def jax_methods(batch: int, size: int, composite_names: list[str]) -> tuple[dict
             return model.apply(variables, image[None])[0, target]
         return jax.vmap(jax.grad(logit))(images, targets) * images
 
-    low, high = zbox_bounds(TORCHVISION)
     methods = {
         "forward": lambda: forward(variables, images).block_until_ready(),
         "gradient x input": lambda: gradient_x_input(variables, images, targets).block_until_ready(),
     }
     for name in composite_names:
-        kwargs = {"low": low, "high": high} if name in ("epsilon_gamma_box", "tutorial") else {}
-        composite = lrpjax.composites.get(name, **kwargs)
+        composite = lrpjax.composites.get(name, preprocessing=TORCHVISION)
         methods[f"lrpjax {name}"] = (
             lambda c=composite: lrpjax.explain(model, variables, images, targets, c).block_until_ready())
     return methods, variables, images

@@ -7,6 +7,26 @@ from lrpjax.models import VGG, LayerSpec, vgg11, vgg13, vgg16, vgg19, vgg_layers
 
 __version__ = "0.1.0"
 
+_SUBMODULES = (
+    "analysis", "batch", "canonize", "checkpoints", "cli", "crosscheck", "data", "demo", "engine", "finite",
+    "gallery", "imagefiles", "imagelist", "layers", "models", "pngs", "prefetch", "preprocess", "progress",
+    "sharded", "store", "targets", "train", "viz", "workdir",
+)
+"""Public submodules imported on first use (``lrpjax.checkpoints.load`` works after ``import lrpjax``; data,
+training and the analyses pull in orbax, optax and tensorflow-datasets, which a plain ``explain`` does not need)."""
+
+
+def __getattr__(name: str):  # PEP 562: lazy submodules
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"lrpjax.{name}")
+    raise AttributeError(f"module 'lrpjax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULES))
+
 __all__ = [
     "Composite",
     "Explanation",

@@ -35,14 +35,10 @@ With several processes (``jax.distributed``) process ``k`` of ``n`` takes chunks
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import os
-import queue
-import re
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,14 +47,17 @@ from typing import Any, TextIO
 
 import h5py
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
 import lrpjax
-from lrpjax import checkpoints, composites, engine, viz
-from lrpjax.preprocess import load_image, preprocess, validate_preprocessing, zbox_bounds
+from lrpjax import checkpoints, composites
+from lrpjax.finite import nonfinite_rows
+from lrpjax.imagelist import ImageList, list_images, parse_target
+from lrpjax.pngs import write_missing_pngs, write_pngs
+from lrpjax.prefetch import prefetch as background
+from lrpjax.preprocess import load_image, preprocess, validate_preprocessing
+from lrpjax.progress import Progress
+from lrpjax.sharded import Explainer, InFlight
 from lrpjax.store import (
     FORMAT,
     STORE_FILE,
@@ -73,88 +72,13 @@ from lrpjax.store import (
     write_rows,
     write_skipped_csv,
 )
+from lrpjax.workdir import check_writable, exclusive
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-KILL_AFTER_ENV = "LRPJAX_EXPLAIN_KILL_AFTER_CHUNKS"
-"""Test-only: after this many chunks are marked done, write the next batch and SIGKILL the own process."""
-_NEEDS_BOUNDS = ("epsilon_gamma_box", "tutorial")
+__all__ = ["ImageList", "build_composites", "explain_dataset", "image_loader", "list_images", "own_chunks"]
 
-
-@dataclass(frozen=True)
-class ImageList:
-    """Images of a folder in a stable order: ids (relative paths), absolute paths, labels (-1 unknown)."""
-
-    root: str
-    ids: tuple[str, ...]
-    paths: tuple[str, ...]
-    labels: np.ndarray
-    label_names: tuple[str, ...] | None = None
-
-
-def list_images(images_dir: str | os.PathLike[str], *, labels_csv: str | os.PathLike[str] | None = None,
-                labels_from_folders: bool = False, class_names: Sequence[str] | None = None,
-                exclude: Sequence[str | os.PathLike[str]] = ()) -> ImageList:
-    """Every image file under ``images_dir`` (recursively; hidden files and the folders ``exclude``, e.g. an
-    output folder inside it, skipped), sorted by relative path.
-
-    Labels come from ``labels_csv`` (columns ``id,label``; default ``images_dir/labels.csv`` when present)
-    or, with ``labels_from_folders``, from each id's first folder. Labels are class indices, or names
-    mapped through ``class_names`` (or, without them, numbered in sorted order, kept as ``label_names``).
-
-    Raises:
-      FileNotFoundError: ``images_dir`` or ``labels_csv`` does not exist.
-      ValueError: no images; a labels file without ``id,label`` columns; a label name not in ``class_names``.
-    """
-    root = os.path.abspath(os.fspath(images_dir))
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"images folder {root!r} does not exist")
-    ids, skip = [], {os.path.abspath(os.fspath(e)) for e in exclude}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.join(folder, d) not in skip]
-        rel = os.path.relpath(folder, root)
-        ids += [name if rel == "." else f"{rel}/{name}".replace(os.sep, "/") for name in files
-                if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)]
-    ids.sort()
-    if not ids:
-        raise ValueError(f"images folder {root!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    if labels_from_folders:
-        names: list[str | None] = [i.split("/")[0] if "/" in i else None for i in ids]
-        source = f"folder names in {root!r}"
-    else:
-        default = os.path.join(root, "labels.csv")
-        labels_csv = labels_csv if labels_csv is not None else (default if os.path.isfile(default) else None)
-        table = _read_labels_csv(labels_csv) if labels_csv is not None else {}
-        names, source = [table.get(i) for i in ids], f"labels file {os.fspath(labels_csv or '')!r}"
-    labels, label_names = _label_indices(names, class_names, source)
-    paths = tuple(os.path.join(root, *i.split("/")) for i in ids)
-    return ImageList(root, tuple(ids), paths, labels, label_names)
-
-
-def _read_labels_csv(path: str | os.PathLike[str]) -> dict[str, str]:
-    """``id -> label`` from a CSV file with a header holding ``id`` and ``label``."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"labels file {os.fspath(path)!r} does not exist")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"id", "label"} <= set(reader.fieldnames):
-            raise ValueError(f"labels file {os.fspath(path)!r} needs a header with 'id' and 'label', "
-                             f"got {reader.fieldnames}")
-        return {row["id"].strip().replace(os.sep, "/"): row["label"].strip() for row in reader}
-
-
-def _label_indices(names: Sequence[str | None], class_names: Sequence[str] | None,
-                   source: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
-    """Label strings -> int64 indices (-1 for None): integers as they are, names through a vocabulary."""
-    known = [n for n in names if n not in (None, "")]
-    if all(re.fullmatch(r"-?\d+", n) for n in known):
-        return np.array([int(n) if n not in (None, "") else -1 for n in names], np.int64), None
-    vocab = tuple(class_names) if class_names else tuple(sorted(set(known)))
-    missing = sorted(set(known) - set(vocab))
-    if missing:
-        raise ValueError(f"{source}: label(s) {missing[:5]} are not among the checkpoint's class names "
-                         f"{list(vocab)[:10]}")
-    index = {name: i for i, name in enumerate(vocab)}
-    return np.array([index[n] if n not in (None, "") else -1 for n in names], np.int64), vocab
+OnBatchWritten = Callable[[int], None]
+"""Called after each batch's rows are written and flushed, before its chunk is marked done, with the number of
+chunks this run has marked done so far (tests use it to kill the process at an exact point)."""
 
 
 def own_chunks(num_chunks: int, process_index: int, process_count: int) -> list[int]:
@@ -170,14 +94,8 @@ def own_chunks(num_chunks: int, process_index: int, process_count: int) -> list[
 
 def build_composites(names: Sequence[str], metadata: dict[str, Any]) -> list[composites.Composite]:
     """Preset composites by name; zB composites get the bounds implied by the checkpoint's preprocessing."""
-    low, high = zbox_bounds(metadata)
-    return [composites.get(n, **({"low": low, "high": high} if n in _NEEDS_BOUNDS else {})) for n in names]
+    return [composites.get(n, preprocessing=metadata) for n in names]
 
-
-# ---------------------------------------------------------------------------------------------- the store
-
-
-# ---------------------------------------------------------------------------------------------- the pipeline
 
 @dataclass(frozen=True)
 class _Batch:
@@ -185,57 +103,6 @@ class _Batch:
     start: int  # first row in the file
     paths: tuple[str, ...]
     last_of_chunk: bool
-
-
-class Prefetcher:
-    """Loads batches in a thread pool on a background thread, at most ``depth`` batches ahead of the consumer.
-
-    Iterating yields ``(batch, [(image or None, error), ...])`` in order; an unexpected error in the loader
-    is raised in the consumer. Memory stays flat: the queue is bounded whatever the number of batches.
-    """
-
-    def __init__(self, batches: Sequence[Any], load: Callable[[str], tuple[np.ndarray | None, str]], *,
-                 workers: int | None = None, depth: int = 2):
-        self._batches, self._load = batches, load
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        workers = workers if workers is not None else os.cpu_count() or 1  # decoding releases the GIL: scale to cores
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lrpjax-load")
-        self._thread = threading.Thread(target=self._produce, name="lrpjax-prefetch", daemon=True)
-
-    def __enter__(self) -> Prefetcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._pool.shutdown(cancel_futures=True)
-
-    def __iter__(self) -> Iterator[tuple[Any, list[tuple[np.ndarray | None, str]]]]:
-        while (item := self._queue.get()) is not self._stop:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def _produce(self) -> None:
-        try:
-            for batch in self._batches:
-                if not self._put((batch, list(self._pool.map(self._load, batch.paths)))):
-                    return
-        except BaseException as error:  # handed to the consumer, which raises it
-            self._put(error)
-            return
-        self._put(self._stop)  # the end marker
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
 
 def image_loader(metadata: dict[str, Any], shape: tuple[int, ...]) -> Callable[[str], tuple[np.ndarray | None, str]]:
@@ -247,105 +114,10 @@ def image_loader(metadata: dict[str, Any], shape: tuple[int, ...]) -> Callable[[
             return None, str(error) or type(error).__name__
         if image.shape != shape:
             return None, f"preprocessed to shape {image.shape}, expected {shape}"
+        if nonfinite_rows(image[None]):
+            return None, "NaN or infinite values after preprocessing"
         return image, ""
     return load
-
-
-class Explainer:
-    """Relevance for padded batches sharded over a 1-D mesh of the local devices (axis ``data``)."""
-
-    def __init__(self, model: Any, variables: Any, chosen: Sequence[composites.Composite], *, batch_size: int,
-                 keep_channels: bool = False):
-        devices = jax.local_devices()
-        mesh = Mesh(np.asarray(devices), ("data",))
-        self.model, self.composites, self.keep_channels = model, tuple(chosen), keep_channels
-        self.num_devices = len(devices)
-        self.batch_size = -(-batch_size // self.num_devices) * self.num_devices
-        self._data = NamedSharding(mesh, P("data"))
-        as_float32 = jax.tree.map(lambda a: np.asarray(a, np.float32), variables)
-        self._variables = jax.device_put(as_float32, NamedSharding(mesh, P()))
-
-    def submit(self, images: np.ndarray, targets: np.ndarray | None) -> InFlight:
-        """Start explaining ``images [b, H, W, C]`` (b <= batch_size) for ``targets [b]`` or None (the
-        predicted class) and return at once: the devices work while the host loads and writes other batches."""
-        count = len(images)
-        padded = np.zeros((self.batch_size, *images.shape[1:]), np.float32)
-        padded[:count] = images
-        x = jax.device_put(padded, self._data)
-        if targets is None:
-            out = engine.explain_full(self.model, self._variables, x, "predicted", self.composites)
-            chosen = jnp.argmax(out.logits, axis=-1)  # the class the compiled pass explained (first maximum)
-        else:
-            chosen = np.zeros(self.batch_size, np.int64)
-            chosen[:count] = targets
-            out = engine.explain_full(self.model, self._variables, x, chosen, self.composites)
-        relevance = [r if self.keep_channels else jnp.sum(r, axis=-1) for r in out.relevance]
-        return InFlight(count, relevance, out.logits, chosen)
-
-
-@dataclass(frozen=True)
-class InFlight:
-    """A batch the devices are working on; :meth:`fetch` waits for it and copies the results to the host."""
-
-    count: int
-    relevance: list[jax.Array]
-    logits: jax.Array
-    targets: jax.Array | np.ndarray
-
-    def fetch(self) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """(relevance per composite [b, H, W] or [b, H, W, C], logits [b, K], targets [b]), padding dropped."""
-        relevance = [np.asarray(r)[:self.count] for r in self.relevance]
-        return relevance, np.asarray(self.logits)[:self.count], np.asarray(self.targets)[:self.count].astype(np.int64)
-
-
-class Progress:
-    """``done/total images, images/s, ETA`` on ``stream``: redrawn in place on a TTY, otherwise one line
-    every ``every`` seconds (and at the end)."""
-
-    def __init__(self, total: int, *, stream: TextIO, every: float = 30.0):
-        self.total, self.count, self.stream = total, 0, stream
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.every = 0.2 if self.tty else every
-        self.start = self._last = time.monotonic()
-
-    def update(self, count: int) -> None:
-        self.count += count
-        now = time.monotonic()
-        if now - self._last >= self.every or self.count >= self.total:
-            self._last = now
-            self.stream.write(("\r" if self.tty else "") + self.line(now) + ("" if self.tty else "\n"))
-            self.stream.flush()
-
-    def line(self, now: float | None = None) -> str:
-        elapsed = max((now or time.monotonic()) - self.start, 1e-9)
-        rate = self.count / elapsed
-        eta = (self.total - self.count) / rate if rate > 0 else float("nan")
-        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "--:--:--"
-        return f"explain {self.count}/{self.total} images  {rate:.1f} images/s  ETA {eta_text}"
-
-    def close(self) -> None:
-        if self.tty and self.count:
-            self.stream.write("\n")
-
-
-# ---------------------------------------------------------------------------------------------- the run
-
-def _parse_target(target: str | int, num_classes: int, images: ImageList) -> np.ndarray | None:
-    """Per-image targets for ``label`` or a class index; None for ``predicted``."""
-    if target == "predicted":
-        return None
-    if target == "label":
-        unknown = [i for i, label in zip(images.ids, images.labels) if label < 0]
-        if unknown:
-            raise ValueError(f"target='label' but {len(unknown)} image(s) have no label (e.g. {unknown[0]!r}); "
-                             "give labels.csv or --labels-from-folders")
-        bad = sorted({int(v) for v in images.labels if v >= num_classes})
-        if bad:
-            raise ValueError(f"target='label': labels {bad[:5]} out of range for {num_classes} classes")
-        return images.labels
-    if not re.fullmatch(r"\d+", str(target)) or int(target) >= num_classes:
-        raise ValueError(f"target={target!r}: choose 'label', 'predicted' or a class index in [0, {num_classes})")
-    return np.full(len(images.ids), int(target), np.int64)
 
 
 def _run_spec(checkpoint: str, variables: Any, metadata: dict[str, Any], images: ImageList, *,
@@ -385,50 +157,60 @@ def explain_dataset(checkpoint: str, images_dir: str, out_dir: str, *, composite
         "epsilon_gamma_box",), target: str = "predicted", batch_size: int = 32, dtype: str = "float32",
         keep_channels: bool = False, png: bool = False, cmap: str = "coldnhot", labels_csv: str | None = None,
         labels_from_folders: bool = False, chunk_size: int = 256, workers: int | None = None, prefetch: int = 2,
-        process_index: int | None = None, process_count: int | None = None,
-        stream: TextIO | None = None) -> dict[str, Any]:
+        process_index: int | None = None, process_count: int | None = None, stream: TextIO | None = None,
+        on_batch_written: OnBatchWritten | None = None) -> dict[str, Any]:
     """Explain every image under ``images_dir`` into ``out_dir/relevance.h5`` (see the module docstring).
 
     Resumes an existing store of the same run; process ``process_index`` of ``process_count`` (default:
     ``jax.process_index()`` / ``jax.process_count()``) takes chunks ``i % process_count == process_index``
-    into its own part file. Writes ``skipped.csv`` and ``summary.json`` (with the part suffix for parts).
+    into its own part file. Writes ``skipped.csv`` and ``summary.json`` (with the part suffix for parts). With
+    ``png``, heatmaps missing from an earlier run of the same store are written too. ``out_dir`` (and
+    ``out_dir/png``) are checked writable before any work, and held with an exclusive lock for the run.
 
     Returns:
       The summary: images, explained, skipped (with reasons), seconds, images per second, devices, ...
 
     Raises:
       FileNotFoundError: a missing checkpoint, images folder or labels file.
-      ValueError: bad options, no images, labels unknown for ``target='label'``, or a store of another run.
+      ValueError: bad options, no images, labels unknown for ``target='label'``, a store of another run, or an
+        ``out_dir`` that cannot be written.
+      lrpjax.workdir.WorkdirBusy: another run holds ``out_dir``.
     """
     stream = stream or sys.stderr
     _check_options(composite_names, dtype, batch_size, chunk_size)
-    model, variables, metadata = checkpoints.load(checkpoint)
-    chosen = build_composites(composite_names, metadata)
-    images = list_images(images_dir, labels_csv=labels_csv, labels_from_folders=labels_from_folders,
-                         class_names=metadata.get("class_names"), exclude=[out_dir])
-    targets = _parse_target(target, model.num_classes, images)
     index = jax.process_index() if process_index is None else process_index
     count = jax.process_count() if process_count is None else process_count
-    chunk_ids = own_chunks(-(-len(images.ids) // chunk_size), index, count)
-    rows = np.array([r for c in chunk_ids for r in chunk_rows(c, chunk_size, len(images.ids))], np.int64)
-    shape = _image_shape(metadata, checkpoint)
-    spec = _run_spec(checkpoint, variables, metadata, images, names=composite_names, dtype=dtype,
-                     keep_channels=keep_channels, target=target, chunk_size=chunk_size, image_shape=shape,
-                     process_index=index, process_count=count)
-    os.makedirs(out_dir, exist_ok=True)
+    own_chunks(1, index, count)  # checks the pair before anything is written
+    out_dir = check_writable(out_dir, what="--out", subfolders=("png",) if png else ())
     suffix = part_suffix(index, count)
-    path = os.path.join(out_dir, STORE_FILE.replace(".h5", f"{suffix}.h5"))
-    with open_store(path, spec, [images.ids[r] for r in rows], images.labels[rows], chunk_ids) as store:
-        explainer = Explainer(model, variables, chosen, batch_size=batch_size, keep_channels=keep_channels)
-        local = _LocalRows([images.paths[r] for r in rows], None if targets is None else targets[rows])
-        stats = _run_chunks(store, explainer, local, image_loader(metadata, shape), workers=workers,
-                            prefetch=prefetch, png=(out_dir, cmap, metadata) if png else None, stream=stream)
-        skipped = write_skipped_csv(store, os.path.join(out_dir, f"skipped{suffix}.csv"))
-        explained = int(np.sum(store["valid"][:] & done_rows(store)))
-    summary = {"store": path, "images": len(rows), "explained": explained, "skipped": len(skipped),
-               "skipped_files": skipped, **stats, "devices": explainer.num_devices, "process_index": index,
-               "process_count": count, "composites": list(composite_names), "dtype": dtype, "target": target}
-    _write_summary(summary, os.path.join(out_dir, f"summary{suffix}.json"), stream)
+    with exclusive(out_dir, command="explain", suffix=suffix):
+        model, variables, metadata = checkpoints.load(checkpoint)
+        chosen = build_composites(composite_names, metadata)
+        images = list_images(images_dir, labels_csv=labels_csv, labels_from_folders=labels_from_folders,
+                             class_names=metadata.get("class_names"), exclude=[out_dir])
+        targets = parse_target(target, model.num_classes, images)
+        chunk_ids = own_chunks(-(-len(images.ids) // chunk_size), index, count)
+        rows = np.array([r for c in chunk_ids for r in chunk_rows(c, chunk_size, len(images.ids))], np.int64)
+        shape = _image_shape(metadata, checkpoint)
+        spec = _run_spec(checkpoint, variables, metadata, images, names=composite_names, dtype=dtype,
+                         keep_channels=keep_channels, target=target, chunk_size=chunk_size, image_shape=shape,
+                         process_index=index, process_count=count)
+        path = os.path.join(out_dir, STORE_FILE.replace(".h5", f"{suffix}.h5"))
+        load = image_loader(metadata, shape)
+        with open_store(path, spec, [images.ids[r] for r in rows], images.labels[rows], chunk_ids) as store:
+            explainer = Explainer(model, variables, chosen, batch_size=batch_size, keep_channels=keep_channels)
+            local = _LocalRows([images.paths[r] for r in rows], None if targets is None else targets[rows])
+            stats = _run_chunks(store, explainer, local, load, workers=workers, prefetch=prefetch,
+                                png=(out_dir, cmap, metadata) if png else None, stream=stream,
+                                on_batch_written=on_batch_written)
+            if png:
+                stats["pngs_completed"] = write_missing_pngs(store, local.paths, load, out_dir, cmap, metadata)
+            skipped = write_skipped_csv(store, os.path.join(out_dir, f"skipped{suffix}.csv"), images.skipped)
+            explained = int(np.sum(store["valid"][:] & done_rows(store)))
+        summary = {"store": path, "images": len(rows), "explained": explained, "skipped": len(skipped),
+                   "skipped_files": skipped, **stats, "devices": explainer.num_devices, "process_index": index,
+                   "process_count": count, "composites": list(composite_names), "dtype": dtype, "target": target}
+        _write_summary(summary, os.path.join(out_dir, f"summary{suffix}.json"), stream)
     return summary
 
 
@@ -451,7 +233,8 @@ def _plan_batches(done: np.ndarray, chunk_size: int, num_rows: int, batch_size: 
 
 
 def _run_chunks(store: h5py.File, explainer: Explainer, local: _LocalRows, load: Callable, *, workers: int | None,
-                prefetch: int, png: tuple | None, stream: TextIO) -> dict[str, Any]:
+                prefetch: int, png: tuple | None, stream: TextIO,
+                on_batch_written: OnBatchWritten | None = None) -> dict[str, Any]:
     """Explain every chunk of ``store`` not yet done: write each batch, then flush, then mark the chunk done.
 
     One batch is always in flight: batch i + 1 is submitted to the devices before batch i's results are
@@ -460,16 +243,15 @@ def _run_chunks(store: h5py.File, explainer: Explainer, local: _LocalRows, load:
     done = store["done"][:]
     batches = _plan_batches(done, int(store.attrs["chunk_size"]), len(local.paths), explainer.batch_size,
                             local.paths)
-    kill_after = os.environ.get(KILL_AFTER_ENV)
     progress = Progress(sum(len(b.paths) for b in batches), stream=stream)
     marked, first = 0, None
 
     def finish(batch: _Batch, loaded: list, pixels: np.ndarray, in_flight: InFlight) -> None:
         nonlocal marked, first
         _write_batch(store, batch, loaded, pixels, in_flight, png, stream)
-        if kill_after is not None and marked >= int(kill_after):  # test-only: die with a chunk half written
+        if on_batch_written is not None:
             durable(store)
-            os.kill(os.getpid(), signal.SIGKILL)
+            on_batch_written(marked)
         if batch.last_of_chunk:
             durable(store)
             store["done"][batch.chunk] = True
@@ -479,8 +261,10 @@ def _run_chunks(store: h5py.File, explainer: Explainer, local: _LocalRows, load:
         first = first or (time.monotonic() - progress.start, len(loaded))
 
     image_shape, previous = tuple(attribute(store.attrs["image_shape"])), None
-    with Prefetcher(batches, load, workers=workers, depth=prefetch) as loader:
-        for batch, loaded in loader:
+    workers = workers if workers is not None else os.cpu_count() or 1  # decoding releases the GIL: scale to cores
+    with (ThreadPoolExecutor(max(1, workers), thread_name_prefix="lrpjax-load") as pool,
+          contextlib.closing(background(_loaded(batches, pool, load), prefetch)) as loaded_batches):
+        for batch, loaded in loaded_batches:  # closing: the loader thread ends before its pool shuts down
             pixels = _pixels(loaded, image_shape)
             targets = None if local.targets is None else local.targets[batch.start:batch.start + len(loaded)]
             current = (batch, loaded, pixels, explainer.submit(pixels, targets))
@@ -493,6 +277,12 @@ def _run_chunks(store: h5py.File, explainer: Explainer, local: _LocalRows, load:
     return _throughput(progress, marked, int(done.sum()), first)
 
 
+def _loaded(batches: Sequence[_Batch], pool: ThreadPoolExecutor, load: Callable) -> Iterator[tuple[_Batch, list]]:
+    """Each batch with its images loaded in ``pool``: ``(batch, [(image or None, error), ...])``."""
+    for batch in batches:
+        yield batch, list(pool.map(load, batch.paths))
+
+
 def _pixels(loaded: list[tuple[np.ndarray | None, str]], shape: tuple[int, ...]) -> np.ndarray:
     """The batch's images, zeros where one could not be read (its row is stored as NaN)."""
     blank = np.zeros(shape, np.float32)
@@ -501,15 +291,18 @@ def _pixels(loaded: list[tuple[np.ndarray | None, str]], shape: tuple[int, ...])
 
 def _write_batch(store: h5py.File, batch: _Batch, loaded: list, pixels: np.ndarray, in_flight: InFlight,
                  png: tuple | None, stream: TextIO) -> None:
-    """Wait for one batch's results and write its rows (and PNGs); report its unreadable images."""
+    """Wait for one batch's results and write its rows (and PNGs); report its unreadable images and those whose
+    results are not finite (stored as skipped, with the reason)."""
     errors = [error for _, error in loaded]
+    relevance, logits, targets = in_flight.fetch()
+    for k in set(nonfinite_rows(logits)).union(*(nonfinite_rows(r) for r in relevance)):
+        errors[k] = errors[k] or "NaN or infinite relevance or logits (check the weights for overflow)"
     for path, error in zip(batch.paths, errors):
         if error:
             print(f"lrpjax explain: skipped {path}: {error}", file=stream)
-    relevance, logits, targets = in_flight.fetch()
     write_rows(store, batch.start, relevance, logits, targets, errors)
     if png is not None:
-        _write_pngs(store, batch.start, pixels, relevance, errors, *png)
+        write_pngs(store, batch.start, pixels, relevance, errors, *png)
 
 
 def _throughput(progress: Progress, marked: int, resumed: int, first: tuple[float, int] | None) -> dict[str, Any]:
@@ -522,22 +315,6 @@ def _throughput(progress: Progress, marked: int, resumed: int, first: tuple[floa
             "first_batch_seconds": round(first_seconds, 3),
             "images_per_second_after_first_batch": round((progress.count - first_count) / rest, 2)
             if rest > 1e-6 and progress.count > first_count else None}
-
-
-def _write_pngs(store: h5py.File, start: int, pixels: np.ndarray, relevance: Sequence[np.ndarray],
-                errors: Sequence[str], out_dir: str, cmap: str, metadata: dict[str, Any]) -> None:
-    """Heatmap and overlay PNGs: ``png/<composite>/<id>.heatmap.png`` and ``.overlay.png``."""
-    spec = validate_preprocessing(metadata)
-    ids = store["ids"].asstr()[start:start + len(errors)]
-    for k, (image_id, error) in enumerate(zip(ids, errors)):
-        if error:
-            continue
-        rgb = viz.denormalize(pixels[k], spec["mean"], spec["std"], spec["pixel_range"])
-        for name, values in zip(attribute(store.attrs["composites"]), relevance):
-            heat = viz.heatmap_image(values[k], cmap)
-            stem = os.path.join(out_dir, "png", name, *image_id.split("/"))
-            viz.save_png(heat, f"{stem}.heatmap.png")
-            viz.save_png(viz.overlay(rgb, heat), f"{stem}.overlay.png")
 
 
 def _write_summary(summary: dict[str, Any], path: str, stream: TextIO) -> None:

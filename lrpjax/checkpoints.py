@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax.core import unfreeze
 
+from lrpjax.finite import nonfinite_parameters
 from lrpjax.models import VGG
 from lrpjax.preprocess import validate_preprocessing
 
@@ -173,7 +175,8 @@ def save(
     arrays = jax.tree_util.tree_map(np.asarray, unfreeze(variables))
     parent, name = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+    _remove_stale_temporaries(parent, name)
+    tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         os.mkdir(tmp)
         with _checkpointer() as checkpointer:
@@ -187,6 +190,28 @@ def save(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _remove_stale_temporaries(parent: str, name: str) -> None:
+    """Remove ``.<name>.tmp-<pid>-*`` folders of saves whose process is gone (killed mid-export), and the
+    ``.<name>.tmp-<hex>`` of earlier versions; a live process's save is left alone."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.tmp-(?:(\d+)-)?[0-9a-f]{{8}}")
+    for entry in os.listdir(parent):
+        found = pattern.fullmatch(entry)
+        if found and not (found.group(1) and _alive(int(found.group(1)))):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def check_destination(path: str | os.PathLike[str], overwrite: bool = False) -> None:
@@ -279,6 +304,10 @@ def load(path: str | os.PathLike[str]) -> tuple[VGG, dict[str, Any], dict[str, A
             f"checkpoint {path!r}: cannot restore {VARIABLES_DIR}/ (damaged?): {reason}"
         ) from error
     check_variables(model, restored, what=f"variables of checkpoint {path!r}")
+    bad = nonfinite_parameters(restored)
+    if bad:
+        raise ValueError(f"checkpoint {path!r} holds NaN or infinite values in {', '.join(bad[:5])}"
+                         + (f" and {len(bad) - 5} more" if len(bad) > 5 else "") + "; it cannot be explained")
     variables = jax.tree_util.tree_map(
         lambda leaf, spec: jnp.asarray(leaf, dtype=spec.dtype), restored, expected
     )

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from lrpjax import crosscheck
+from lrpjax import crosscheck, workdir
 
 DEFAULT_FACES = os.path.join("..", "shared", "data", "faces")
 
@@ -27,6 +27,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    with workdir.exclusive(workdir.check_writable(args.workdir, what="WORKDIR"), command="train"):
+        return _train_locked(args)
+
+
+def _train_locked(args: argparse.Namespace) -> int:
     import json
 
     from lrpjax import data, train
@@ -55,6 +60,7 @@ def _explain(args: argparse.Namespace) -> int:
 
     from lrpjax import batch, gallery, store
 
+    workdir.check_writable(args.out, what="--out", subfolders=("png",) if args.png else ())
     if args.coordinator or args.distributed:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
                                    shutdown_timeout_seconds=max(300, int(args.merge_wait)))
@@ -158,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, OSError, workdir.WorkdirBusy) as error:  # one line naming the path, never a traceback
         print(f"lrpjax {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -244,19 +244,29 @@ def names() -> list[str]:
     return sorted(PRESETS)
 
 
-def get(name: str, **kwargs: Any) -> Composite:
+def get(name: str, *, preprocessing: dict[str, Any] | None = None, **kwargs: Any) -> Composite:
     """Build a preset composite by name, e.g. ``get("epsilon_gamma_box", low=-3.0, high=3.0)``.
 
+    ``preprocessing`` (a checkpoint's metadata or its preprocessing dict) fills the zB bounds ``low``/``high`` of
+    every preset that takes them (:func:`lrpjax.preprocess.zbox_bounds`: black and white after normalisation)
+    unless they are given; presets without bounds ignore it. This is the one place that decides which
+    composites need bounds: ``get(name, preprocessing=metadata)`` works for every name.
+
     Raises:
-      ValueError: unknown ``name`` (the message lists the valid ones).
+      ValueError: unknown ``name`` (the message lists the valid ones), or a bad ``preprocessing``.
       TypeError: a keyword the preset does not take, or a missing required one (named in the message).
     """
     if name not in PRESETS:
         raise ValueError(f"unknown composite {name!r}; choose one of {names()}")
     factory = PRESETS[name]
+    accepted = list(inspect.signature(factory).parameters)
+    if preprocessing is not None and {"low", "high"} <= set(accepted):
+        from lrpjax.preprocess import zbox_bounds
+
+        low, high = zbox_bounds(preprocessing)
+        kwargs = {"low": low, "high": high, **kwargs}
     try:
         inspect.signature(factory).bind(**kwargs)
     except TypeError as error:
-        accepted = list(inspect.signature(factory).parameters)
         raise TypeError(f"composite {name!r}: {error}; it takes {accepted}") from None
     return factory(**kwargs)

@@ -33,7 +33,8 @@ from lrpjax import composites, engine, viz
 from lrpjax.data.pipeline import crop_image, normalize
 from lrpjax.data.shipped import lfw_subset_splits
 from lrpjax.data.sources import Split, array_split
-from lrpjax.preprocess import TORCHVISION, load_image, zbox_bounds
+from lrpjax.preprocess import TORCHVISION, load_image
+from lrpjax.targets import contrast_relevance
 from lrpjax.train import TrainConfig, evaluate, fit
 
 GENDERS = ("female", "male")
@@ -153,18 +154,15 @@ def _explain(task: DemoTask, model: Any, variables: Any, composite_names: Sequen
              out: str) -> str:
     """Explain ``count`` test images (evidence for the predicted class against the other); write the figure
     and overlays; return the figure's path."""
-    low, high = zbox_bounds(task.preprocessing)
-    chosen = [composites.get(n, **({"low": low, "high": high} if n in ("epsilon_gamma_box", "tutorial") else {}))
-              for n in composite_names]
+    chosen = [composites.get(n, preprocessing=task.preprocessing) for n in composite_names]
     pick = np.sort(np.random.default_rng(seed).choice(len(task.test), size=min(count, len(task.test)), replace=False))
     examples = task.test.read(pick)
     pixels = np.stack([crop_image(data, task.preprocessing) for data, _, _ in examples])
     x = np.stack([normalize(p, task.preprocessing) for p in pixels])
     logits = np.asarray(model.apply(variables, x))
     predicted = logits.argmax(-1)
-    # R = (z_pred, -z_other): sums to z_pred - z_other
-    contrast = np.where(np.eye(logits.shape[-1])[predicted] > 0, 1.0, -1.0) * logits
-    explained = engine.explain_full(model, variables, x, None, chosen, output_relevance=contrast.astype(np.float32))
+    contrast = contrast_relevance(logits)  # two classes: (z_pred, -z_other), summing to the log-odds
+    explained = engine.explain_full(model, variables, x, None, chosen, output_relevance=contrast)
     rows, row_labels = [], []
     names = task.test.class_names
     for i, (_, label, name) in enumerate(examples):

@@ -21,6 +21,7 @@ import numpy as np
 from lrpjax import layers as L
 from lrpjax.canonize import merge_batch_norm
 from lrpjax.composites import Composite
+from lrpjax.finite import require_finite_rows
 from lrpjax.models.vgg import VGG, LayerSpec, apply_parameter_free
 from lrpjax.rules import Gradient, Layer, Pass, Rule
 
@@ -219,6 +220,9 @@ def _check_images(model: VGG, images: Any) -> Array:
         raise ValueError(f"images must be [batch, height, width, channels], got shape {tuple(images.shape)}")
     if not jnp.issubdtype(images.dtype, jnp.floating):
         raise ValueError(f"images must be floating point (preprocessed), got dtype {images.dtype}")
+    if images.shape[0] == 0:
+        raise ValueError(f"images holds 0 images (shape {tuple(images.shape)}); give at least one")
+    require_finite_rows("images", images)
     channels = _input_channels(model)
     if images.shape[-1] != channels:
         raise ValueError(f"images have {images.shape[-1]} channels (NHWC, last axis); the model takes {channels}")
@@ -243,6 +247,7 @@ def _start_relevance(model: VGG, images: Array, targets: Any, output_relevance: 
         raise ValueError("give exactly one of targets (class per image or 'predicted') and output_relevance "
                          "([B, num_classes])")
     if output_relevance is not None:
+        require_finite_rows("output_relevance", output_relevance)
         output_relevance = jnp.asarray(output_relevance, images.dtype)
         if output_relevance.shape != (batch, model.num_classes):
             raise ValueError(f"output_relevance must be [{batch}, {model.num_classes}], "

@@ -24,7 +24,6 @@ are resized channel by channel in PIL's 32-bit float mode.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -33,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
+
+from lrpjax.imagefiles import load_image
 
 TORCHVISION: Mapping[str, Any] = MappingProxyType({
     "name": "torchvision",
@@ -53,6 +54,9 @@ VGGFACE: Mapping[str, Any] = MappingProxyType({
     "crop": 224,
 })
 """VGG-Face's preprocessing: RGB in [0, 255] minus the VGG-Face mean face colour, resize 224, crop 224."""
+
+__all__ = ["TORCHVISION", "VGGFACE", "PRESETS", "center_offsets", "load_image", "normalize", "preprocess", "preset",
+           "resize_shorter", "resized_size", "validate_preprocessing", "zbox_bounds"]
 
 PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({"torchvision": TORCHVISION, "vggface": VGGFACE})
 
@@ -160,23 +164,34 @@ def _prepare_one(image: np.ndarray, index: int, spec: Mapping[str, Any]) -> np.n
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"images[{index}] must be [H, W, 3] RGB, got shape {image.shape}")
     if image.dtype == np.uint8:
-        unit = resize_shorter(image, spec["resize"]).astype(np.float32) / np.float32(255)
-    elif np.issubdtype(image.dtype, np.floating):
-        low, high = float(np.min(image)), float(np.max(image))
-        if low < -1e-6 or high > 1 + 1e-6:
-            raise ValueError(
-                f"images[{index}] is float with values in [{low:g}, {high:g}]; float images must be in "
-                "[0, 1] (pass uint8 for 0-255 images)"
-            )
-        unit = _resize_float(image.astype(np.float32), spec["resize"])
-    else:
+        return normalize(_center_crop(resize_shorter(image, spec["resize"]), spec["crop"], index), spec)
+    if not np.issubdtype(image.dtype, np.floating):
         raise ValueError(f"images[{index}] has dtype {image.dtype}; expected uint8 or float")
-    unit = _center_crop(unit, spec["crop"], index)
+    low, high = float(np.min(image)), float(np.max(image))
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise ValueError(
+            f"images[{index}] is float with values in [{low:g}, {high:g}]; float images must be in "
+            "[0, 1] (pass uint8 for 0-255 images)"
+        )
+    return normalize(_center_crop(_resize_float(image.astype(np.float32), spec["resize"]), spec["crop"], index), spec)
+
+
+def normalize(image: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
+    r"""Pixels to network input: uint8 (0-255) or float in [0, 1] -> float32 scaled to ``pixel_range`` and
+    normalised, :math:`x = (\text{black} + u\,(\text{white} - \text{black}) - \text{mean}) / \text{std}` with
+    :math:`u = v / 255` for uint8 :math:`v`. The one implementation for :func:`preprocess` and the data pipeline
+    (cropping commutes with it, so both give the same bits)."""
+    unit = image.astype(np.float32) / np.float32(255) if image.dtype == np.uint8 else image.astype(np.float32)
     black, white = (np.float32(v) for v in spec["pixel_range"])
     scaled = unit if (black, white) == (0, 1) else black + unit * (white - black)
     mean = np.asarray(spec["mean"], np.float32)
     std = np.asarray(spec["std"], np.float32)
     return ((scaled - mean) / std).astype(np.float32)
+
+
+def center_offsets(height: int, width: int, crop: int) -> tuple[int, int]:
+    """torchvision's ``CenterCrop(crop)`` offsets ``(top, left)``: ``round((side - crop) / 2)``."""
+    return round((height - crop) / 2.0), round((width - crop) / 2.0)
 
 
 def resized_size(height: int, width: int, resize: int) -> tuple[int, int]:
@@ -220,21 +235,5 @@ def _center_crop(image: np.ndarray, crop: int | None, index: int) -> np.ndarray:
     height, width = image.shape[:2]
     if height < crop or width < crop:
         raise ValueError(f"images[{index}] is {height}x{width} after resizing, smaller than crop={crop}")
-    top = round((height - crop) / 2.0)
-    left = round((width - crop) / 2.0)
+    top, left = center_offsets(height, width, crop)
     return image[top : top + crop, left : left + crop]
-
-
-def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as uint8 RGB ``[H, W, 3]`` (grayscale, palette and RGBA are converted).
-
-    Raises ``FileNotFoundError`` if ``path`` does not exist and ``ValueError`` naming the file
-    if it is not a readable image.
-    """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"image file {os.fspath(path)!r} does not exist")
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"cannot read image file {os.fspath(path)!r}: {error}") from error

@@ -162,11 +162,13 @@ def write_rows(store: h5py.File, start: int, relevance: Sequence[np.ndarray], lo
     store["errors"][rows] = np.array([_truncate(e) for e in errors], dtype=store["errors"].dtype)
 
 
-def write_skipped_csv(store: h5py.File, path: str) -> list[dict[str, str]]:
-    """``path,reason`` of every image the store marks unreadable; returns the rows."""
+def write_skipped_csv(store: h5py.File, path: str, unlisted: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+    """``path,reason`` of every image the store marks unreadable, then of the files ``unlisted`` (left out of
+    the store, e.g. a name that is not UTF-8); returns the rows."""
     invalid = np.flatnonzero(~store["valid"][:] & done_rows(store))
     root, ids, errors = attribute(store.attrs["images_dir"]), store["ids"].asstr(), store["errors"]
     rows = [{"path": os.path.join(root, *ids[i].split("/")), "reason": errors[i].decode()} for i in invalid]
+    rows += [{"path": file, "reason": reason} for file, reason in unlisted]
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "reason"])
         writer.writeheader()

@@ -35,6 +35,8 @@ from lrpjax import checkpoints
 from lrpjax.data.pipeline import eval_batches, hide_accelerators_from_tensorflow, prefetch_to_device, train_batches
 from lrpjax.data.sources import Split
 from lrpjax.models.vgg import VGG
+from lrpjax.progress import LogStream, Progress
+from lrpjax.workdir import exclusive
 
 TRAINABLE = {
     "head": ("fc8",),
@@ -383,12 +385,20 @@ def fit(config: TrainConfig, train: Split, *, workdir: str, validation: Split | 
         hooks: Sequence[Callable[[int, TrainState], None]] = (), log: Callable[[str], None] = _stderr) -> FitResult:
     """Train (or resume training) in ``workdir`` for ``config.steps`` steps; see the module docstring.
 
-    ``hooks`` are called as ``hook(step, state)`` once a step is done (logged, evaluated, saved).
+    ``hooks`` are called as ``hook(step, state)`` once a step is done (logged, evaluated, saved). ``workdir`` is
+    held with an exclusive lock (:func:`lrpjax.workdir.exclusive`) before any file in it is touched.
 
     Raises:
       FloatingPointError: naming the step where the loss became NaN or infinite.
       ValueError: when ``workdir`` holds a run with another config.
+      lrpjax.workdir.WorkdirBusy: another run holds ``workdir``.
     """
+    with exclusive(workdir, command="train"):
+        return _fit(config, train, workdir=workdir, validation=validation, hooks=hooks, log=log)
+
+
+def _fit(config: TrainConfig, train: Split, *, workdir: str, validation: Split | None,
+         hooks: Sequence[Callable[[int, TrainState], None]], log: Callable[[str], None]) -> FitResult:
     _check_workdir_config(workdir, config)
     hide_accelerators_from_tensorflow()
     model, variables, base_metadata = initial_variables(config, len(train.class_names))
@@ -435,6 +445,8 @@ def _loop(config: TrainConfig, train: Split, validation: Split | None, run: _Run
         train, preprocessing, batch_size=config.batch_size, seed=config.seed, start=run.stream["cursor"],
         skipped=run.stream["skipped"], augment=config.augment, colour=config.colour_jitter, workers=config.workers))
     window, started = [], time.time()
+    progress = Progress(config.steps, stream=sys.stderr if log is _stderr else LogStream(log), label="train",
+                        unit="steps", done=step)
     for batch in batches:
         state, metrics = train_step(run.state, batch.image, batch.label, jax.random.fold_in(dropout_key, step))
         step += 1
@@ -451,7 +463,7 @@ def _loop(config: TrainConfig, train: Split, validation: Split | None, run: _Run
                       "images_per_second": len(window) * config.batch_size / max(time.time() - started, 1e-9),
                       "skipped": batch.skipped}
             metrics_log.write(record)
-            log(_progress(record, config.steps, config.batch_size))
+            progress.update(0, _note(record))
             window, started = [], time.time()
         if validation is not None and (step % config.eval_every == 0 or last):
             run.check()
@@ -463,20 +475,19 @@ def _loop(config: TrainConfig, train: Split, validation: Split | None, run: _Run
         if step % config.checkpoint_every == 0 or last:
             run.check()
             _save(latest, run.state, run.stream)
+        progress.update(1)
         for hook in hooks:
             hook(step, run.state)
         if last:
+            progress.close()
             return
 
 
-def _progress(record: Mapping[str, Any], steps: int, batch_size: int) -> str:
-    """One progress line: step, loss, accuracy, learning rate, throughput, time left."""
-    speed = record["images_per_second"]
-    left = (steps - record["step"]) * batch_size / speed if speed > 0 else 0.0
+def _note(record: Mapping[str, Any]) -> str:
+    """What the progress line shows after its rate and ETA: loss, accuracy, learning rate, throughput."""
     skipped = f"  skipped {record['skipped']}" if record["skipped"] else ""
-    return (f"step {record['step']:>6}/{steps} ({100 * record['step'] / steps:3.0f}%)  loss {record['loss']:.4f}  "
-            f"accuracy {record['accuracy']:.3f}  lr {record['learning_rate']:.2e}  {speed:.0f} img/s  "
-            f"{int(left) // 60}:{int(left) % 60:02d} left{skipped}")
+    return (f"loss {record['loss']:.4f}  accuracy {record['accuracy']:.3f}  lr {record['learning_rate']:.2e}  "
+            f"{record['images_per_second']:.0f} img/s{skipped}")
 
 
 def run(config: TrainConfig, workdir: str, *, train: Split, validation: Split | None = None,
@@ -484,7 +495,16 @@ def run(config: TrainConfig, workdir: str, *, train: Split, validation: Split | 
         keep_checkpoints: bool = True, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
     """Fit in ``workdir``, evaluate on ``tests``, export ``workdir/model`` (a :mod:`lrpjax.checkpoints`
     checkpoint) and ``workdir/results.json``; returns the results. The export is written last, so its
-    presence marks a finished run; ``keep_checkpoints=False`` then deletes the training checkpoints."""
+    presence marks a finished run; ``keep_checkpoints=False`` then deletes the training checkpoints. The whole
+    run holds ``workdir``'s lock (a second run on it raises :class:`lrpjax.workdir.WorkdirBusy`)."""
+    with exclusive(workdir, command="train"):
+        return _run(config, workdir, train=train, validation=validation, tests=tests, hooks=hooks,
+                    keep_checkpoints=keep_checkpoints, log=log)
+
+
+def _run(config: TrainConfig, workdir: str, *, train: Split, validation: Split | None, tests: Sequence[Split],
+         hooks: Sequence[Callable[[int, TrainState], None]], keep_checkpoints: bool,
+         log: Callable[[str], None]) -> dict[str, Any]:
     result = fit(config, train, workdir=workdir, validation=validation, hooks=hooks, log=log)
     preprocessing = resolve_preprocessing(config, result.base_metadata)
     test_results = {}

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 COLORMAPS = {
     "coldnhot": "0ff,00f,80:000,f00,ff0,fff",
@@ -94,6 +94,18 @@ def overlay(image: np.ndarray, heatmap_rgb: np.ndarray, alpha: float = 0.6) -> n
     return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=4)
+def label_font(size: int = 11) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans (shipped with matplotlib, a dependency): Pillow's default font draws a box for letters such
+    as ``é``; falls back to that default where matplotlib's font is missing."""
+    import matplotlib
+
+    try:
+        return ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf"), size)
+    except OSError:
+        return ImageFont.load_default(size)
+
+
 def grid(tiles: Sequence[Sequence[np.ndarray]], *, row_labels: Sequence[str] = (),
          column_labels: Sequence[str] = (), pad: int = 4, label_width: int = 110) -> np.ndarray:
     """Rows x columns of equally sized RGB tiles, with optional row and column labels."""
@@ -109,9 +121,10 @@ def grid(tiles: Sequence[Sequence[np.ndarray]], *, row_labels: Sequence[str] = (
             canvas.paste(Image.fromarray(np.asarray(tile, np.uint8)),
                          (left + pad + c * (width + pad), top + pad + r * (height + pad)))
         if r < len(row_labels):
-            draw.text((4, top + pad + r * (height + pad) + height // 2 - 6), str(row_labels[r]), fill="black")
+            draw.text((4, top + pad + r * (height + pad) + height // 2 - 6), str(row_labels[r]), fill="black",
+                      font=label_font())
     for c, label in enumerate(column_labels):
-        draw.text((left + pad + c * (width + pad), 2), str(label), fill="black")
+        draw.text((left + pad + c * (width + pad), 2), str(label), fill="black", font=label_font())
     return np.asarray(canvas)
 
 
@@ -141,5 +154,5 @@ def colorbar(cmap: str = "coldnhot", *, width: int = 256, height: int = 14,
     draw = ImageDraw.Draw(canvas)
     for label, anchor in zip(labels, ("ls", "ms", "rs")):
         x = {"ls": 0, "ms": width // 2, "rs": width - 1}[anchor]
-        draw.text((x, height + 12), str(label), fill="black", anchor=anchor)
+        draw.text((x, height + 12), str(label), fill="black", anchor=anchor, font=label_font())
     return np.asarray(canvas)

@@ -21,6 +21,7 @@ from PIL import Image
 import lrpjax
 from lrpjax import batch, checkpoints
 from lrpjax.preprocess import TORCHVISION
+from lrpjax.progress import Progress
 from lrpjax.store import STORE_FILE, merge_parts
 
 COMPOSITES = ["epsilon", "epsilon_gamma_box"]
@@ -85,6 +86,26 @@ def _cli(setup, out, *extra, env=None):
                             stderr=subprocess.PIPE, text=True)
 
 
+KILLED_RUN = """
+import os, signal, sys
+from lrpjax import batch
+
+def die(marked):  # after this many chunks are marked done, write one more batch and die with it unmarked
+    if marked >= int(sys.argv[4]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+batch.explain_dataset(sys.argv[1], sys.argv[2], sys.argv[3], composite_names=["epsilon", "epsilon_gamma_box"],
+                      batch_size=1, chunk_size=4, dtype="float32", workers=2, on_batch_written=die)
+"""
+
+
+def _killed_after_chunks(setup, out, chunks):
+    """A run in its own process that SIGKILLs itself through the injected ``on_batch_written`` callback."""
+    command = [sys.executable, "-c", KILLED_RUN, str(setup["checkpoint"]), str(setup["images"]), str(out),
+               str(chunks)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -141,7 +162,7 @@ def test_four_devices_equal_one_device(setup):
 
 def test_killed_run_resumes_to_the_uninterrupted_store(setup):
     out = setup["root"] / "killed"
-    process = _cli(setup, out, "--batch-size", "1", env={batch.KILL_AFTER_ENV: "1"})
+    process = _killed_after_chunks(setup, out, 1)
     process.communicate(timeout=120)
     assert process.returncode == -signal.SIGKILL
     with h5py.File(out / STORE_FILE, "r") as store:
@@ -226,7 +247,7 @@ def test_progress_line_is_quiet_off_a_tty():
             pass
 
     stream = Stream()
-    progress = batch.Progress(10, stream=stream, every=3600)
+    progress = Progress(10, stream=stream, every=3600)
     progress.update(4)
     assert stream == []  # not a TTY: nothing until `every` seconds pass or the end
     progress.update(6)

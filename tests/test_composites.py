@@ -87,3 +87,18 @@ def test_composites_are_hashable_cache_keys():
     b = composites.get("epsilon_gamma_box", low=-1.0, high=1.0)
     assert a == b and hash(a) == hash(b)
     assert a != composites.get("epsilon_gamma_box", low=-1.0, high=2.0)
+
+
+def test_get_fills_zb_bounds_from_a_checkpoints_preprocessing():
+    from lrpjax.preprocess import VGGFACE, zbox_bounds
+
+    metadata = {"preprocessing": dict(VGGFACE), "num_classes": 2}
+    low, high = zbox_bounds(metadata)
+    box = composites.get("epsilon_gamma_box", preprocessing=metadata)
+    assert box == composites.get("epsilon_gamma_box", low=low, high=high)
+    assert composites.get("tutorial", preprocessing=metadata) == composites.get("tutorial", low=low, high=high)
+    assert composites.get("epsilon_plus", preprocessing=metadata) == composites.get("epsilon_plus")
+    assert composites.get("epsilon_gamma_box", preprocessing=metadata, low=0.0) == composites.get(
+        "epsilon_gamma_box", low=0.0, high=high)  # a given bound wins
+    with pytest.raises(ValueError, match="lacks key"):
+        composites.get("epsilon_gamma_box", preprocessing={"mean": [0, 0, 0]})

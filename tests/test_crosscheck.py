@@ -11,6 +11,7 @@ from PIL import Image
 
 from lrpjax import crosscheck as cc
 from weights_conversion.convert import convert_file, torchvision_to_variables
+from weights_conversion.torch_model import state_dict_from_variables
 
 try:  # pytest's default "prepend" import mode puts tests/ on sys.path
     from torch_vgg import torch_vgg, torch_vggface
@@ -112,7 +113,7 @@ def test_bad_arguments_are_named(small_pth, image_dir, tmp_path):
 def test_torch_twin_round_trips_the_conversion():
     state_dict = torch_vgg(16, 3, width=0.125, seed=6).state_dict()
     model, variables = torchvision_to_variables(state_dict)
-    back = cc.state_dict_from_variables(model, variables)
+    back = state_dict_from_variables(model, variables)
     for key, value in back.items():
         torch.testing.assert_close(value, state_dict[key], rtol=0, atol=0)
     assert cc.detect_format(state_dict) == "torchvision"

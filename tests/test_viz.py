@@ -49,3 +49,14 @@ def test_overlay_grid_and_png(tmp_path):
     picture = viz.grid([[face, heat], [heat, mixed]], row_labels=["a", "b"], column_labels=["x", "y"])
     path = viz.save_png(picture, tmp_path / "sub" / "grid.png")
     assert Image.open(path).size == (picture.shape[1], picture.shape[0])
+
+
+def test_grid_labels_draw_accented_letters_not_boxes():
+    """``é`` in a label is drawn as an ``e`` with an accent above it (the default font drew a box)."""
+    tile = np.zeros((24, 24, 3), np.uint8)
+    plain = viz.grid([[tile]], row_labels=["Zoe"], label_width=60)[:, :60].min(-1) < 128
+    accented = viz.grid([[tile]], row_labels=["Zoé"], label_width=60)[:, :60].min(-1) < 128
+    rows = np.flatnonzero(plain.any(1))
+    assert accented[rows].sum() >= 0.9 * plain[rows].sum()  # the same letters where "Zoe" has ink
+    assert accented[:rows[0]].sum() > 0  # and an accent above them
+    np.testing.assert_array_equal(accented[rows][:, :20], plain[rows][:, :20])  # "Zo" unchanged

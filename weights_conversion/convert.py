@@ -25,6 +25,7 @@ imports torch; :func:`read_torch_file` and :func:`convert_file` do the file I/O.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -165,6 +166,10 @@ def variables_from(state_dict: Mapping[str, Any], entries: Iterable[Entry]) -> d
         if entry.target is None or entry.key not in state_dict:
             continue
         array = _transform(to_numpy(state_dict[entry.key]), entry)
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+            raise ValueError(f"key {entry.key!r} holds NaN or infinite values "
+                             f"({int(np.size(array) - np.isfinite(array).sum())} of {np.size(array)}); "
+                             "these weights cannot be explained")
         node = variables
         for part in entry.target[:-1]:
             node = node.setdefault(part, {})
@@ -343,7 +348,15 @@ def read_torch_file(path: str | os.PathLike[str]) -> Any:
         raise ValueError(f"weights file {path!r} is not a file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
+    except pickle.UnpicklingError as error:
+        if "weights only load failed" not in str(error).lower():
+            raise ValueError(f"cannot read weights file {path!r}: {type(error).__name__}: "
+                             f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}") from error
+        raise ValueError(
+            f"weights file {path!r} holds objects other than tensors (pickled Python objects or code); "
+            "lrpjax reads only tensors and will not load it"
+        ) from None
+    except Exception as error:  # torch raises RuntimeError, EOFError, ... for bad files
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
             f"cannot read weights file {path!r} ({os.path.getsize(path)} bytes): not a complete PyTorch "

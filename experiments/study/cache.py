@@ -46,6 +46,21 @@ def source_hash(*modules: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+def package_hash(package: Any) -> str:
+    """A short SHA-256 of a package's ``__version__`` and every ``.py`` file under it (relative paths and
+    bytes, sorted): part of the stages' inputs, so a change to lrpjax (a rule, a composite, the engine, an
+    analysis) recomputes what depends on it, not only a change to the study's own modules."""
+    root = os.path.dirname(os.path.abspath(package.__file__))
+    digest = hashlib.sha256(str(getattr(package, "__version__", "")).encode())
+    files = sorted(os.path.relpath(os.path.join(folder, name), root) for folder, _, names in os.walk(root)
+                   for name in names if name.endswith(".py"))
+    for relative in files:
+        digest.update(relative.replace(os.sep, "/").encode() + b"\0")
+        with open(os.path.join(root, relative), "rb") as handle:
+            digest.update(handle.read() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def _atomic_json(path: str, value: Mapping[str, Any]) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as handle:

@@ -21,6 +21,7 @@ import numpy as np
 from experiments.study import models as grid_models
 from experiments.study.images import ImageSet
 from lrpjax import analysis, engine
+from lrpjax.targets import contrast_relevance
 
 METRICS = ("accuracy", "logit", "probability")
 
@@ -37,19 +38,6 @@ def _padded(x: np.ndarray, size: int) -> np.ndarray:
 
 
 TARGETS = ("predicted", "contrast")
-
-
-def contrast_relevance(logits: np.ndarray) -> np.ndarray:
-    r"""Output relevance ``[B, K]`` explaining the predicted class :math:`c` against the others' mean:
-    :math:`R_c = z_c`, :math:`R_k = -z_k / (K - 1)`, summing to :math:`z_c - \overline{z_{k \ne c}}` (for two
-    classes the log-odds, which decides the probability).
-
-    >>> contrast_relevance(np.array([[2.0, -1.0, 0.5]])).tolist()
-    [[2.0, 0.5, -0.25]]
-    """
-    logits = np.asarray(logits, np.float32)
-    chosen = np.eye(logits.shape[-1], dtype=bool)[logits.argmax(-1)]
-    return np.where(chosen, logits, -logits / (logits.shape[-1] - 1)).astype(np.float32)
 
 
 def explain_model(model: grid_models.GridModel, image_set: ImageSet, composite_names: Sequence[str], *,

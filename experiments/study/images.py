@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lrpjax import analysis, data
-from lrpjax.data.folders import IMAGE_EXTENSIONS
-from lrpjax.data.pipeline import crop_image, decode_image
+from lrpjax.data.pipeline import crop_image
+from lrpjax.imagefiles import IMAGE_EXTENSIONS, decode_image, list_image_files
 
 
 class ImageSet(NamedTuple):
@@ -92,8 +92,7 @@ def read_folder_examples(spec: Mapping[str, Any]) -> tuple[list[tuple[Any, int, 
     folder = spec["folder"]
     if not os.path.isdir(folder):
         raise ValueError(f"image folder {folder!r} does not exist")
-    files = sorted(os.path.relpath(os.path.join(root, f), folder) for root, _, names in os.walk(folder)
-                   for f in names if f.lower().endswith(IMAGE_EXTENSIONS))
+    files = list_image_files(folder).ids
     if not files:
         raise ValueError(f"image folder {folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     values: dict[str, str] = {}

@@ -21,19 +21,21 @@ from typing import Any
 
 import numpy as np
 
+import lrpjax
 from experiments.preflight import preflight
 from experiments.study import analyses, compute, report
 from experiments.study import human as human_data
 from experiments.study import images as images_module
 from experiments.study import models as grid_models
-from experiments.study.cache import StageResult, Stages, source_hash
+from experiments.study.cache import StageResult, Stages, package_hash, source_hash
 from experiments.study.config import check_config
 from experiments.study.images import ImageSet, build_image_set
 from lrpjax import analysis, checkpoints, data
 
 Log = Callable[[str], None]
-MODEL_CODE = source_hash(compute, images_module, grid_models)  # part of the model-running stages' inputs
-STATISTICS_CODE = source_hash(analyses, human_data)  # part of the statistics stages' inputs
+LRPJAX_CODE = package_hash(lrpjax)  # rules, composites, engine, analyses: a change recomputes the stages
+MODEL_CODE = source_hash(compute, images_module, grid_models) + LRPJAX_CODE  # the model-running stages' inputs
+STATISTICS_CODE = source_hash(analyses, human_data) + LRPJAX_CODE  # the statistics stages' inputs
 
 
 def _stderr(line: str) -> None:

@@ -158,3 +158,11 @@ __all__ = [
     "triad_agreement",
     "triads_from_rdm",
 ]
+
+
+def __getattr__(name: str):  # PEP 562: the figures need matplotlib, imported on first use
+    if name == "figures":
+        import importlib
+
+        return importlib.import_module("lrpjax.analysis.figures")
+    raise AttributeError(f"module 'lrpjax.analysis' has no attribute {name!r}")

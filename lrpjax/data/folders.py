@@ -42,9 +42,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm")
+from lrpjax.imagefiles import IMAGE_EXTENSIONS, verify_image_file
+
 LAYOUTS = ("person_folders", "flat")
 SPLIT_BY = ("person", "image", "condition")
 MAX_SKIPPED_LISTED = 1000
@@ -300,16 +300,6 @@ def split_by_condition(images: Sequence[FaceImage], condition_splits: Mapping[st
     return splits
 
 
-def check_image_file(path: str) -> str | None:
-    """``None`` if PIL can open and verify ``path``, else the reason."""
-    try:
-        with Image.open(path) as image:
-            image.verify()
-        return None
-    except Exception as error:  # PIL raises many types for broken files
-        return f"{type(error).__name__}: {error}"
-
-
 class FaceFolder(tfds.core.GeneratorBasedBuilder):
     """TFDS builder for a labelled face folder; pass a :class:`FaceFolderConfig` as ``config``.
 
@@ -348,7 +338,7 @@ class FaceFolder(tfds.core.GeneratorBasedBuilder):
         for split, images in splits.items():
             kept[split] = []
             for image in images:
-                reason = check_image_file(os.path.join(config.root, image.file))
+                reason = verify_image_file(os.path.join(config.root, image.file))
                 if reason is None:
                     kept[split].append(image)
                 else:

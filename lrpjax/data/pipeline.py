@@ -21,20 +21,18 @@ that cannot be decoded is skipped with a warning and counted in the batches' ``s
 from __future__ import annotations
 
 import collections
-import io
-import queue
 import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-from PIL import Image
 
 from lrpjax.data.sources import Split
-from lrpjax.preprocess import resize_shorter, validate_preprocessing
+from lrpjax.imagefiles import decode_image
+from lrpjax.prefetch import prefetch
+from lrpjax.preprocess import center_offsets, normalize, resize_shorter, validate_preprocessing
 
 
 class Batch(NamedTuple):
@@ -65,27 +63,6 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def decode_image(data: Any) -> np.ndarray:
-    """Encoded bytes (JPEG, PNG, ...) or a uint8 array -> uint8 RGB ``[H, W, 3]``; ``ValueError`` if unreadable."""
-    if isinstance(data, np.ndarray):
-        if data.dtype != np.uint8 or data.ndim not in (2, 3):
-            raise ValueError(f"an in-memory image must be uint8 [H, W] or [H, W, 3], got {data.dtype} {data.shape}")
-        return np.repeat(data[..., None], 3, -1) if data.ndim == 2 else data
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
-    except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, ... for broken files
-        raise ValueError(f"cannot decode image: {type(error).__name__}: {error}") from error
-
-
-def normalize(image: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
-    """uint8 pixels -> float32 scaled to ``pixel_range`` and normalised by ``mean`` and ``std``."""
-    unit = image.astype(np.float32) / np.float32(255)
-    black, white = (np.float32(v) for v in spec["pixel_range"])
-    scaled = unit if (black, white) == (0, 1) else black + unit * (white - black)
-    return ((scaled - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)).astype(np.float32)
-
-
 def crop_image(data: Any, spec: Mapping[str, Any], rng: np.random.Generator | None = None) -> np.ndarray:
     """Decode, resize the shorter side to ``spec["resize"]`` and cut a ``spec["crop"]`` square: centred
     (``rng`` None, torchvision's ``CenterCrop`` offsets) or at a random place and flipped with probability 1/2
@@ -96,7 +73,7 @@ def crop_image(data: Any, spec: Mapping[str, Any], rng: np.random.Generator | No
     if height < crop or width < crop:
         raise ValueError(f"image is {height}x{width} after resizing, smaller than crop={crop}")
     if rng is None:
-        top, left = round((height - crop) / 2.0), round((width - crop) / 2.0)
+        top, left = center_offsets(height, width, crop)
     else:
         top, left = int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
     image = image[top:top + crop, left:left + crop]
@@ -212,41 +189,6 @@ def eval_batches(split: Split, preprocessing: Mapping[str, Any], *, batch_size: 
         if count:
             image[:count], label[:count] = np.stack(pending_images), pending_labels
         yield Batch(image, label, np.arange(batch_size) < count, len(split), skipped)
-
-
-def prefetch(iterator: Iterable[Any], size: int = 2) -> Iterator[Any]:
-    """Run ``iterator`` in a background thread, ``size`` items ahead; its exceptions are raised here."""
-    items: queue.Queue = queue.Queue(maxsize=size)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put((done, None))
-        except BaseException as error:  # handed to the consumer
-            items.put((done, error))
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = items.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
 
 
 def prefetch_to_device(batches: Iterable[Batch], size: int = 2, sharding: Any = None) -> Iterator[Batch]:

@@ -1,0 +1,64 @@
+"""One progress display for the long jobs (training, the explain job): count, rate and ETA.
+
+On a terminal the line is redrawn in place a few times a second; elsewhere (a log file, a pipe, CI) it is
+quiet: one line every ``every`` seconds and one at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+import numpy as np
+
+
+class Progress:
+    """``label done/total unit, rate, ETA[, note]`` on ``stream``: redrawn in place on a TTY, otherwise one line
+    every ``every`` seconds (and at the end). ``done`` counts work finished before this run (a resumed job): it
+    is shown but not counted in the rate."""
+
+    def __init__(self, total: int, *, stream: TextIO, every: float = 30.0, label: str = "explain",
+                 unit: str = "images", done: int = 0):
+        self.total, self.count, self.done, self.stream, self.label, self.unit = total, 0, done, stream, label, unit
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.every = 0.2 if self.tty else every
+        self.start = self._last = time.monotonic()
+        self.note = ""
+
+    def update(self, count: int, note: str | None = None) -> None:
+        """Add ``count`` finished units (and replace the note shown after the ETA, e.g. the loss)."""
+        self.count += count
+        self.note = self.note if note is None else note
+        now = time.monotonic()
+        if now - self._last >= self.every or self.done + self.count >= self.total:
+            self._last = now
+            self.stream.write(("\r" if self.tty else "") + self.line(now) + ("" if self.tty else "\n"))
+            self.stream.flush()
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = max((now or time.monotonic()) - self.start, 1e-9)
+        rate = self.count / elapsed
+        eta = (self.total - self.done - self.count) / rate if rate > 0 else float("nan")
+        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "--:--:--"
+        note = f"  {self.note}" if self.note else ""
+        return (f"{self.label} {self.done + self.count}/{self.total} {self.unit}  {rate:.1f} {self.unit}/s  "
+                f"ETA {eta_text}{note}")
+
+    def close(self) -> None:
+        if self.tty and self.count:
+            self.stream.write("\n")
+
+
+class LogStream:
+    """A ``log(line)`` function as a stream (never a TTY): the progress of a job whose caller collects lines."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            self.log(text.strip())
+
+    def flush(self) -> None:
+        pass
