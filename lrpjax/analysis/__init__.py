@@ -1,15 +1,27 @@
 """The study's analyses as a library: masking curves, cross-model generalization, map similarity, face regions
 and human similarity.
 
-Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and their AUC),
+Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and their AUC; fills incl. ROAD's noisy linear
+imputation, :mod:`~lrpjax.analysis.imputation`),
 :mod:`~lrpjax.analysis.generalization` (normalised A->B scores, relations, asymmetry),
-:mod:`~lrpjax.analysis.similarity` (correlation and top-k overlap of maps),
+:mod:`~lrpjax.analysis.similarity` (correlation, top-k overlap and SSIM of maps),
+:mod:`~lrpjax.analysis.randomization` (cascading parameter randomisation, the MPRT),
 :mod:`~lrpjax.analysis.regions` (landmark regions, relevance shares, consensus maps),
 :mod:`~lrpjax.analysis.human` (RDMs, RSA, noise ceiling, triads), :mod:`~lrpjax.analysis.grouping` (relations
 of model pairs) and :mod:`~lrpjax.analysis.stats` (numpy ranks, correlations, bootstrap, permutation tests).
 """
 
-from lrpjax.analysis import generalization, grouping, human, masking, regions, similarity, stats
+from lrpjax.analysis import (
+    generalization,
+    grouping,
+    human,
+    imputation,
+    masking,
+    randomization,
+    regions,
+    similarity,
+    stats,
+)
 from lrpjax.analysis.generalization import (
     Asymmetry,
     CrossAUCs,
@@ -40,6 +52,7 @@ from lrpjax.analysis.human import (
     triad_agreement,
     triads_from_rdm,
 )
+from lrpjax.analysis.imputation import road_imputation
 from lrpjax.analysis.masking import (
     FILLS,
     FRACTIONS,
@@ -56,6 +69,7 @@ from lrpjax.analysis.masking import (
     masking_ranks,
     patch_units,
 )
+from lrpjax.analysis.randomization import MPRT, layer_order, mprt, randomize_layers
 from lrpjax.analysis.regions import (
     SHARE_REGIONS,
     consensus_map,
@@ -74,7 +88,9 @@ from lrpjax.analysis.similarity import (
     Similarity,
     group_similarity,
     map_correlation,
+    normalized_heatmaps,
     similarity_matrix,
+    ssim,
     summarize,
     top_k_iou,
     top_k_mask,
@@ -84,6 +100,7 @@ from lrpjax.analysis.stats import Interval, pearson, percentile_interval, rankda
 __all__ = [
     "FILLS",
     "FRACTIONS",
+    "MPRT",
     "ORDERS",
     "RELATIONS",
     "SHARE_REGIONS",
@@ -118,7 +135,9 @@ __all__ = [
     "grouping",
     "heatmap",
     "human",
+    "imputation",
     "layer_features",
+    "layer_order",
     "load_landmarks",
     "load_regions",
     "map_correlation",
@@ -128,11 +147,15 @@ __all__ = [
     "masking_analysis",
     "masking_curves",
     "masking_ranks",
+    "mprt",
     "noise_ceiling",
+    "normalized_heatmaps",
     "normalized_scores",
     "patch_units",
     "pearson",
     "percentile_interval",
+    "randomization",
+    "randomize_layers",
     "rankdata",
     "read_dissimilarity_csv",
     "read_triads_csv",
@@ -143,6 +166,7 @@ __all__ = [
     "relation",
     "relation_groups",
     "relevance_masked_features",
+    "road_imputation",
     "rsa",
     "rsa_test",
     "share_partition",
@@ -150,6 +174,7 @@ __all__ = [
     "shares_by_model",
     "similarity",
     "similarity_matrix",
+    "ssim",
     "spearman",
     "stats",
     "summarize",
