@@ -106,7 +106,8 @@ def resnet_to_variables(state_dict: Mapping[str, Any], *, layout: str = "torchvi
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that rebuilds only numpy arrays, dtypes and scalars (and dicts of them).
+    """An unpickler that rebuilds only numpy arrays, dtypes and scalars (and dicts of them; bytes by
+    ``_codecs.encode``, which only encodes a string).
 
     Every global a pickle names goes through :meth:`find_class`; anything outside :data:`ALLOWED` (``os.system``,
     ``builtins.eval``, ``subprocess.Popen``, …) raises ``pickle.UnpicklingError`` before it can be called.
@@ -117,6 +118,7 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
         ("collections", "OrderedDict"),
+        ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store bytes as encode(str, "latin1")
     })
 
     def find_class(self, module: str, name: str) -> Any:
