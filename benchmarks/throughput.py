@@ -3,6 +3,10 @@
     python benchmarks/throughput.py                       # VGG-16, 224x224, batches 1, 16, 64, float32
     python benchmarks/throughput.py --compare-ynn         # the same with and without XLA's YNNPACK fusion
     python benchmarks/throughput.py --batch 16 --composite epsilon_gamma_box --repeats 5
+    python benchmarks/throughput.py --model resnet50 --batch 1 8 16 --composite epsilon_gamma_box epsilon_plus
+
+``--model resnet50``: a torchvision-layout ResNet-50; Zennit runs it with its ``ResNetCanonizer`` on the
+plain-torch reference of ``tests/torch_resnet.py`` (random weights of the same shapes as the jax side's).
 
 Every method runs on the same random VGG-16 weights and the same images, one after the other in one
 run of this script, each (batch, method) in a fresh child process so that its peak resident memory is its
@@ -45,15 +49,25 @@ def best_time(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> f
     return min(times)
 
 
-def jax_methods(batch: int, size: int, composite_names: list[str]) -> tuple[dict[str, Callable], object, object]:
+MODELS = ("vgg16", "resnet50")
+
+
+def jax_methods(batch: int, size: int, composite_names: list[str],
+                model_name: str = "vgg16") -> tuple[dict[str, Callable], object, object]:
     import jax
     import jax.numpy as jnp
 
     import lrpjax
     from lrpjax.preprocess import TORCHVISION
 
-    model = lrpjax.vgg16(num_classes=1000)
-    variables = model.init(jax.random.key(0), jnp.zeros((1, size, size, 3)))
+    model = lrpjax.resnet50(num_classes=1000) if model_name == "resnet50" else lrpjax.vgg16(num_classes=1000)
+    if model_name == "resnet50":  # drawn directly: tracing model.init of a ResNet-50 takes tens of seconds
+        abstract = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, size, size, 3)))
+        draws = iter(jax.random.split(jax.random.key(3), 1000))
+        variables = jax.tree.map(lambda a: 0.02 * jax.random.normal(next(draws), a.shape, a.dtype), abstract)
+        variables["batch_stats"] = jax.tree.map(lambda a: jnp.abs(a) + 1.0, variables["batch_stats"])
+    else:
+        variables = model.init(jax.random.key(0), jnp.zeros((1, size, size, 3)))
     keys = iter(jax.random.split(jax.random.key(1), 64))
     variables = jax.tree_util.tree_map_with_path(
         lambda path, a: 0.05 * jax.random.normal(next(keys), a.shape) if "bias" in jax.tree_util.keystr(path) else a,
@@ -79,7 +93,7 @@ def jax_methods(batch: int, size: int, composite_names: list[str]) -> tuple[dict
     return methods, variables, images
 
 
-def zennit_methods(variables, images, composite_names: list[str]) -> dict[str, Callable]:
+def zennit_methods(variables, images, composite_names: list[str], model_name: str = "vgg16") -> dict[str, Callable]:
     import torch
 
     import lrpjax
@@ -88,18 +102,26 @@ def zennit_methods(variables, images, composite_names: list[str]) -> dict[str, C
 
     zennit = import_zennit()
     torch.set_num_threads(os.cpu_count() or 1)
-    net = torch_model_for(lrpjax.vgg16(num_classes=1000), variables, None).eval()
+    canonizers = []
+    if model_name == "resnet50":
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+        from torch_resnet import torch_resnet
+        from zennit.torchvision import ResNetCanonizer
+
+        net, canonizers = torch_resnet(50, 1000), [ResNetCanonizer()]
+    else:
+        net = torch_model_for(lrpjax.vgg16(num_classes=1000), variables, None).eval()
     x = torch.from_numpy(np.asarray(images).transpose(0, 3, 1, 2).copy())
     one_hot = torch.eye(1000)[torch.arange(x.shape[0]) % 1000]
     mean = torch.tensor([0.485, 0.456, 0.406])[None, :, None, None]
     std = torch.tensor([0.229, 0.224, 0.225])[None, :, None, None]
     low, high = (torch.zeros_like(x) - mean) / std, (torch.ones_like(x) - mean) / std
     composites = {
-        "epsilon_gamma_box": lambda: zennit.composites.EpsilonGammaBox(low=low, high=high),
-        "epsilon_plus": zennit.composites.EpsilonPlus,
-        "epsilon_plus_flat": zennit.composites.EpsilonPlusFlat,
-        "epsilon_alpha2_beta1": zennit.composites.EpsilonAlpha2Beta1,
-        "epsilon_alpha2_beta1_flat": zennit.composites.EpsilonAlpha2Beta1Flat,
+        "epsilon_gamma_box": lambda: zennit.composites.EpsilonGammaBox(low=low, high=high, canonizers=canonizers),
+        "epsilon_plus": lambda: zennit.composites.EpsilonPlus(canonizers=canonizers),
+        "epsilon_plus_flat": lambda: zennit.composites.EpsilonPlusFlat(canonizers=canonizers),
+        "epsilon_alpha2_beta1": lambda: zennit.composites.EpsilonAlpha2Beta1(canonizers=canonizers),
+        "epsilon_alpha2_beta1_flat": lambda: zennit.composites.EpsilonAlpha2Beta1Flat(canonizers=canonizers),
     }
 
     def run(make):
@@ -127,12 +149,14 @@ def reset_peak_resident() -> None:
         handle.write("5")
 
 
-def measure_one(batch: int, method: str, size: int, repeats: int, composite_names: list[str]) -> dict:
+def measure_one(batch: int, method: str, size: int, repeats: int, composite_names: list[str],
+                model_name: str = "vgg16") -> dict:
     """Time one method in this process, with the peak resident memory while it ran."""
-    methods, variables, images = jax_methods(batch, size, [n for n in composite_names if method == f"lrpjax {n}"])
+    methods, variables, images = jax_methods(batch, size, [n for n in composite_names if method == f"lrpjax {n}"],
+                                             model_name)
     on_torch = method.startswith(("zennit", "torch"))  # nothing to compile; Zennit is slow: one timed run
     if on_torch:
-        methods = zennit_methods(variables, images, [method.removeprefix("zennit ")])
+        methods = zennit_methods(variables, images, [method.removeprefix("zennit ")], model_name)
     set_up = resident_mib()
     reset_peak_resident()
     seconds = best_time(methods[method], 1 if on_torch else repeats, warm_up=not on_torch)
@@ -148,12 +172,13 @@ def method_names(composite_names: list[str], zennit: bool) -> list[str]:
     return names
 
 
-def measure(batches: list[int], size: int, repeats: int, composite_names: list[str], zennit: bool) -> list[dict]:
+def measure(batches: list[int], size: int, repeats: int, composite_names: list[str], zennit: bool,
+            model_name: str = "vgg16") -> list[dict]:
     rows = []
     for batch in batches:
         for name in method_names(composite_names, zennit):
             command = [sys.executable, __file__, "--child", str(batch), name, "--size", str(size),
-                       "--repeats", str(repeats), "--composite", *composite_names]
+                       "--repeats", str(repeats), "--model", model_name, "--composite", *composite_names]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 killed = result.returncode == -signal.SIGKILL  # the kernel's out-of-memory killer, as a rule
@@ -193,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--model", choices=MODELS, default="vgg16")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--composite", nargs="+", default=list(DEFAULT_COMPOSITES))
     parser.add_argument("--no-zennit", action="store_true", help="skip the torch/Zennit side")
@@ -202,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", nargs=2, metavar=("BATCH", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(measure_one(int(args.child[0]), args.child[1], args.size, args.repeats, args.composite)))
+        print(json.dumps(measure_one(int(args.child[0]), args.child[1], args.size, args.repeats, args.composite,
+                                     args.model)))
         return 0
     if args.compare_ynn:
         child = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--compare-ynn"]
@@ -213,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", file=sys.stderr)
-    rows = measure(args.batch, args.size, args.repeats, args.composite, not args.no_zennit)
+    rows = measure(args.batch, args.size, args.repeats, args.composite, not args.no_zennit, args.model)
     print(table(rows), flush=True)
     if args.json:
         with open(args.json, "w") as handle:

@@ -1,10 +1,26 @@
-"""lrpjax: layer-wise relevance propagation for Flax VGG networks, hand-written and jit-compiled."""
+"""lrpjax: layer-wise relevance propagation for Flax VGG and ResNet networks, hand-written and jit-compiled."""
 
 from lrpjax import attribution, composites, rules, stabilizers
 from lrpjax.attribution import gradient_x_input, integrated_gradients, smoothgrad
 from lrpjax.composites import Composite
 from lrpjax.engine import Explanation, explain, explain_full, sum_channels
-from lrpjax.models import VGG, LayerSpec, vgg11, vgg13, vgg16, vgg19, vgg_layers
+from lrpjax.models import (
+    VGG,
+    LayerSpec,
+    ResNet,
+    resnet18,
+    resnet34,
+    resnet50,
+    resnet101,
+    resnet152,
+    resnet_layers,
+    vgg11,
+    vgg13,
+    vgg16,
+    vgg19,
+    vgg_layers,
+    vggface2_resnet50,
+)
 
 __version__ = "0.1.0"
 
@@ -32,6 +48,7 @@ __all__ = [
     "Composite",
     "Explanation",
     "LayerSpec",
+    "ResNet",
     "VGG",
     "attribution",
     "composites",
@@ -39,6 +56,12 @@ __all__ = [
     "explain_full",
     "gradient_x_input",
     "integrated_gradients",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet_layers",
     "rules",
     "smoothgrad",
     "stabilizers",
@@ -48,4 +71,5 @@ __all__ = [
     "vgg16",
     "vgg19",
     "vgg_layers",
+    "vggface2_resnet50",
 ]

@@ -1,4 +1,4 @@
-"""Save and load a VGG with its variables and metadata, atomically.
+"""Save and load a VGG or ResNet with its variables and metadata, atomically.
 
 A checkpoint is a directory::
 
@@ -6,11 +6,12 @@ A checkpoint is a directory::
       metadata.json   # the metadata below, plus "model": the VGG constructor fields
       variables/      # an orbax-checkpoint (PyTreeCheckpointer, OCDBT) of {'params', 'batch_stats'?}
 
-Metadata keys written by :func:`save`: ``format_version``; ``model`` (depth, num_classes,
-batch_norm, width, pool_to, input_size, dropout_rate, param_dtype); ``architecture`` (e.g.
-``"vgg16"``); ``num_classes``; ``class_names`` (a list or ``None``); ``preprocessing`` (see
-:mod:`lrpjax.preprocess`, or ``None``); ``source`` and ``source_sha256`` (the file converted
-from, or ``None``); plus any extra JSON-serialisable keys given.
+Metadata keys written by :func:`save`: ``format_version``; ``model`` (the constructor fields: for a
+VGG depth, num_classes, batch_norm, width, pool_to, input_size, dropout_rate, param_dtype; for a
+ResNet ``"family": "resnet"`` and depth, num_classes, width, layout, input_size, dropout_rate,
+param_dtype); ``architecture`` (e.g. ``"vgg16"``, ``"resnet50"``); ``num_classes``; ``class_names``
+(a list or ``None``); ``preprocessing`` (see :mod:`lrpjax.preprocess`, or ``None``); ``source`` and
+``source_sha256`` (the file converted from, or ``None``); plus any extra JSON-serialisable keys given.
 
 :func:`save` writes into a hidden temporary sibling of ``DEST`` and renames it into place
 only once everything is written, so ``DEST`` is either absent or a complete checkpoint.
@@ -34,7 +35,7 @@ import orbax.checkpoint as ocp
 from flax.core import unfreeze
 
 from lrpjax.finite import nonfinite_parameters
-from lrpjax.models import VGG
+from lrpjax.models import VGG, ResNet
 from lrpjax.preprocess import validate_preprocessing
 
 FORMAT_VERSION = 1
@@ -43,37 +44,56 @@ VARIABLES_DIR = "variables"
 MODEL_FIELDS = ("depth", "num_classes", "batch_norm", "width", "pool_to", "input_size", "dropout_rate",
                 "param_dtype")
 _REQUIRED_MODEL_FIELDS = MODEL_FIELDS[:6]
+RESNET_FIELDS = ("family", "depth", "num_classes", "width", "layout", "input_size", "dropout_rate", "param_dtype")
+"""A ResNet's constructor fields; ``family`` is ``"resnet"`` (a config without it is a VGG's)."""
+FAMILIES = {"vgg": (VGG, MODEL_FIELDS, _REQUIRED_MODEL_FIELDS), "resnet": (ResNet, RESNET_FIELDS, ("depth",))}
+Model = VGG | ResNet
 
 
-def model_config(model: VGG) -> dict[str, Any]:
+def model_config(model: Model) -> dict[str, Any]:
     """The constructor fields of ``model`` as a JSON-ready dict (``param_dtype`` as its name)."""
-    if not isinstance(model, VGG):
-        raise TypeError(f"model must be an lrpjax.models.VGG, got {type(model).__name__}")
-    config = {field: getattr(model, field) for field in MODEL_FIELDS}
+    if not isinstance(model, (VGG, ResNet)):
+        raise TypeError(f"model must be an lrpjax.models.VGG or ResNet, got {type(model).__name__}")
+    if isinstance(model, ResNet):
+        config = {"family": "resnet", **{field: getattr(model, field) for field in RESNET_FIELDS[1:]}}
+    else:
+        config = {field: getattr(model, field) for field in MODEL_FIELDS}
     config["param_dtype"] = np.dtype(model.param_dtype).name
     config["width"] = float(model.width)
     return config
 
 
-def model_from_config(config: Mapping[str, Any]) -> VGG:
-    """Rebuild a :class:`VGG` from :func:`model_config`'s dict; ``ValueError`` names a bad field."""
-    missing = [field for field in _REQUIRED_MODEL_FIELDS if field not in config]
-    unknown = sorted(set(config) - set(MODEL_FIELDS))
+def model_from_config(config: Mapping[str, Any]) -> Model:
+    """Rebuild a :class:`VGG` or :class:`ResNet` from :func:`model_config`'s dict; ``ValueError`` names a bad
+    field."""
+    family = config.get("family", "vgg")
+    if family not in FAMILIES:
+        raise ValueError(f"model config family={family!r}; choose one of {sorted(FAMILIES)}")
+    cls, fields, required = FAMILIES[family]
+    missing = [field for field in required if field not in config]
+    unknown = sorted(set(config) - set(fields) - {"family"})
     if missing or unknown:
         raise ValueError(f"model config has missing field(s) {missing} and unknown field(s) {unknown}")
-    kwargs = dict(config)
+    kwargs = {key: value for key, value in config.items() if key != "family"}
     if "param_dtype" in kwargs:
         kwargs["param_dtype"] = jnp.dtype(kwargs["param_dtype"])
-    return VGG(**kwargs)
+    return cls(**kwargs)
 
 
-def abstract_variables(model: VGG) -> dict[str, Any]:
+def architecture_name(model: Model) -> str:
+    """``vgg16``, ``vgg16_bn``, ``resnet50``, ``vggface2_resnet50``, ..."""
+    if isinstance(model, ResNet):
+        return f"{'vggface2_' if model.layout == 'vggface2' else ''}resnet{model.depth}"
+    return f"vgg{model.depth}{'_bn' if model.batch_norm else ''}"
+
+
+def abstract_variables(model: Model) -> dict[str, Any]:
     """Shapes and dtypes (``jax.ShapeDtypeStruct``) of ``model``'s variables, without allocating them."""
     dummy = jax.ShapeDtypeStruct((1, model.input_size, model.input_size, 3), jnp.float32)
     return unfreeze(jax.eval_shape(model.init, jax.random.key(0), dummy))
 
 
-def check_variables(model: VGG, variables: Mapping[str, Any], what: str = "variables") -> None:
+def check_variables(model: Model, variables: Mapping[str, Any], what: str = "variables") -> None:
     """Raise one ``ValueError`` listing every missing, unexpected or mis-shaped entry of ``variables``."""
     expected = _flatten(abstract_variables(model))
     given = _flatten(unfreeze(variables))
@@ -97,7 +117,10 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("/"): tree}
 
 
-def _describe(model: VGG) -> str:
+def _describe(model: Model) -> str:
+    if isinstance(model, ResNet):
+        return (f"ResNet(depth={model.depth}, num_classes={model.num_classes}, width={model.width}, "
+                f"layout={model.layout!r}, input_size={model.input_size})")
     return (f"VGG(depth={model.depth}, num_classes={model.num_classes}, batch_norm={model.batch_norm}, "
             f"width={model.width}, pool_to={model.pool_to}, input_size={model.input_size})")
 
@@ -111,7 +134,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def build_metadata(model: VGG, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+def build_metadata(model: Model, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     """Complete and check the metadata :func:`save` writes (see the module docstring)."""
     metadata = dict(metadata or {})
     config = model_config(model)
@@ -132,7 +155,7 @@ def build_metadata(model: VGG, metadata: Mapping[str, Any] | None) -> dict[str, 
     out = {
         "format_version": None,  # first in the file; set below so a caller's value cannot override it
         **metadata,
-        "architecture": metadata.get("architecture", f"vgg{model.depth}{'_bn' if model.batch_norm else ''}"),
+        "architecture": metadata.get("architecture", architecture_name(model)),
         "num_classes": model.num_classes,
         "class_names": class_names,
         "preprocessing": None if preprocessing is None else validate_preprocessing(preprocessing),
@@ -155,7 +178,7 @@ def _checkpointer() -> ocp.PyTreeCheckpointer:
 
 def save(
     path: str | os.PathLike[str],
-    model: VGG,
+    model: Model,
     variables: Mapping[str, Any],
     metadata: Mapping[str, Any] | None = None,
     *,
@@ -278,7 +301,7 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return metadata
 
 
-def load(path: str | os.PathLike[str]) -> tuple[VGG, dict[str, Any], dict[str, Any]]:
+def load(path: str | os.PathLike[str]) -> tuple[Model, dict[str, Any], dict[str, Any]]:
     """Read a checkpoint written by :func:`save`: ``(model, variables, metadata)``.
 
     ``variables`` hold jax arrays. Raises ``FileNotFoundError`` when ``path``, its metadata or its

@@ -1,9 +1,11 @@
 """Composites: which rule each layer of a network gets.
 
-A :class:`Composite` is data: rules by layer name (glob patterns), by chain index
-range, for the first linear layer, and by layer kind; the first match wins in that
-order. Layers it leaves open get Zennit's defaults: ReLU and dropout pass relevance
-through, an average pool splits it in proportion (:class:`~lrpjax.rules.Norm`), a
+A :class:`Composite` is data: rules by layer name (glob patterns), by index range
+in the graph's node order (batch norms merged away), for the first linear layer,
+and by layer kind; the first match wins in that order. Layers it leaves open get
+Zennit's defaults: ReLU and dropout pass relevance through, an average pool and a
+residual sum (``add``) split it in proportion (:class:`~lrpjax.rules.Norm`, as
+Zennit's ``ResNetCanonizer`` with its ``Sum``), a
 max pool sends it to each window's winner (or splits it in proportion with
 ``maxpool="proportional"``), and a conv or dense layer without a rule takes the
 plain gradient. The presets are Zennit's composites, an all-epsilon one, and the
@@ -20,10 +22,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lrpjax import rules as R
-from lrpjax.models.vgg import LINEAR_KINDS, LayerSpec
+from lrpjax.models.graph import LINEAR_KINDS, LayerSpec
 from lrpjax.stabilizers import Stabilizer
 
-KINDS = ("conv", "dense", "linear", "relu", "maxpool", "avgpool", "dropout")
+KINDS = ("conv", "dense", "linear", "relu", "maxpool", "avgpool", "dropout", "add")
 MAXPOOL_MODES = ("winner", "proportional")
 
 
@@ -34,11 +36,11 @@ class Composite:
     Attributes:
       name: a label.
       by_name: ``((pattern, ...), rule)`` pairs; patterns are globs over layer names (``"conv[123]_*"``).
-      by_index: ``((start, stop), rule)`` pairs over chain indices, ``stop`` excluded; a range's rule applies
+      by_index: ``((start, stop), rule)`` pairs over node indices, ``stop`` excluded; a range's rule applies
         to the layers in it that it fits (a conv rule to convs and pools, a ReLU rule to ReLUs).
       first: the rule of the first conv/dense layer, or None.
       by_kind: ``(kind, rule)`` pairs; kinds are ``conv``, ``dense``, ``linear`` (either), ``relu``,
-        ``maxpool``, ``avgpool``, ``dropout``.
+        ``maxpool``, ``avgpool``, ``dropout``, ``add``.
       maxpool: ``"winner"`` (winner-take-all, as Zennit) or ``"proportional"`` (as an average pool).
       stabilizer: the stabiliser of the default :class:`~lrpjax.rules.Norm` on pooling layers.
     """
@@ -81,7 +83,7 @@ class Composite:
     def _default(self, kind: str) -> R.Rule:
         if kind in ("relu", "dropout"):
             return R.Pass()
-        if kind == "avgpool" or (kind == "maxpool" and self.maxpool == "proportional"):
+        if kind in ("avgpool", "add") or (kind == "maxpool" and self.maxpool == "proportional"):
             return R.Norm(self.stabilizer)
         return R.Gradient()
 
@@ -219,7 +221,7 @@ def tutorial(*, low: Any = IMAGENET_LOW, high: Any = IMAGENET_HIGH, gamma: float
 
 def _modified_gradient(name: str, relu_rule: R.Rule) -> Composite:
     """The gradient everywhere but at ReLUs (Zennit's DeconvNet and GuidedBackprop composites)."""
-    return Composite(name, by_kind=(("relu", relu_rule), ("avgpool", R.Gradient())))
+    return Composite(name, by_kind=(("relu", relu_rule), ("avgpool", R.Gradient()), ("add", R.Gradient())))
 
 
 PRESETS: dict[str, Callable[..., Composite]] = {

@@ -1,11 +1,13 @@
-"""The LRP engine: a forward pass that keeps each layer's input, then one loop backwards over the layers.
+"""The LRP engine: a forward pass that keeps each node's input, then one loop backwards over the nodes.
 
-For one image, ``forward`` walks the model's chain (batch norm merged into its conv)
-and keeps every layer's input ``x`` and output ``z``; ``backward`` starts from the
-output relevance and applies each layer's rule in reverse. That single-image
-function is vmapped over the batch and jit-compiled once per (chain, composites,
+For one image, ``forward`` walks the model's graph (batch norms merged into their convs)
+and keeps every node's input ``x`` and output ``z``; ``backward`` starts from the
+output relevance, walks the nodes in reverse order, applies each node's rule and sums
+the relevance that comes back to a node from all its consumers (a residual block's
+input gets its share from the block and from the shortcut). That single-image
+function is vmapped over the batch and jit-compiled once per (graph, composites,
 flags); jax then compiles once per input shape and dtype. Several composites share
-one forward pass.
+one forward pass. A VGG is a graph without branches, so its loop is the plain chain.
 """
 
 from __future__ import annotations
@@ -19,14 +21,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrpjax import layers as L
-from lrpjax.canonize import merge_batch_norm
+from lrpjax.canonize import merge_batch_norm, merged_graph
 from lrpjax.composites import Composite
 from lrpjax.finite import require_finite_rows
-from lrpjax.models.vgg import VGG, LayerSpec, apply_parameter_free
+from lrpjax.models.graph import (
+    INPUT,
+    LINEAR_KINDS,
+    LayerSpec,
+    apply_affine,
+    apply_parameter_free,
+    consumers,
+    node_inputs,
+)
 from lrpjax.rules import Gradient, Layer, Pass, Rule
 
 Array = jax.Array
-MIN_SIZE = 32  # five 2x2 max pools
+Model = Any
+"""A network module with ``layers`` (its graph), ``input_spec`` and ``num_classes``: a VGG or a ResNet."""
 
 
 class Explanation(NamedTuple):
@@ -35,7 +46,8 @@ class Explanation(NamedTuple):
     Attributes:
       relevance: ``[B, H, W, C]`` per composite (a tuple when several composites were given).
       logits: ``[B, num_classes]`` of the explained (canonized) model.
-      layers: per composite, a dict layer name -> relevance at that layer's input (empty unless asked).
+      layers: per composite, a dict layer name -> relevance at that layer's input (empty unless asked; an
+        ``add`` node's is ``[B, K, ...]``, one slice per summand).
     """
 
     relevance: Any
@@ -43,92 +55,106 @@ class Explanation(NamedTuple):
     layers: Any
 
 
-def _affine(x: Array, params: dict[str, Array], kind: str) -> Array:
-    f = L.conv2d if kind == "conv" else L.dense
-    return f(x, params["kernel"], params.get("bias"))
-
-
 def _linear_view(spec: LayerSpec):
-    """The linear map a rule sees: the affine layer itself, or a pool's averaging."""
-    if spec.kind in ("conv", "dense"):
-        return functools.partial(_affine_apply, kind=spec.kind)
+    """The linear map a rule sees: the affine layer itself, a pool's averaging, or the residual sum."""
+    if spec.kind in LINEAR_KINDS:
+        return functools.partial(_affine_apply, spec=spec)
     if spec.kind == "maxpool":
-        return lambda x, params: L.avg_pool(x)
+        return lambda x, params: L.avg_pool(x, spec.pool)
     if spec.kind == "avgpool":
         return lambda x, params: L.adaptive_avg_pool(x, spec.size)
+    if spec.kind == "add":
+        return lambda x, params: L.add(x)
     return lambda x, params: x
 
 
-def _affine_apply(x, params, *, kind):
-    return _affine(x, params, kind)
+def _affine_apply(x, params, *, spec):
+    return apply_affine(spec, x, params)
 
 
 def forward(chain: Sequence[LayerSpec], params: Sequence[dict], image: Array):
-    """Logits of one image ``[H, W, C]``, with every layer's input and output (batch axis of one)."""
-    x = image[None]
+    """Logits of one image ``[H, W, C]``, with every node's input and output (batch axis of one; an ``add``
+    node's input is its summands stacked on a leading axis)."""
+    values = {INPUT: image[None]}
     inputs, outputs = [], []
-    for spec, p in zip(chain, params):
+    for spec, p, sources in zip(chain, params, node_inputs(chain)):
+        x = values[sources[0]] if len(sources) == 1 else jnp.stack([values[name] for name in sources])
         inputs.append(x)
-        x = _affine(x, p, spec.kind) if spec.kind in ("conv", "dense") else apply_parameter_free(spec, x)
-        outputs.append(x)
-    return x[0], inputs, outputs
+        values[spec.name] = apply_affine(spec, x, p) if spec.kind in LINEAR_KINDS else apply_parameter_free(spec, x)
+        outputs.append(values[spec.name])
+    return values[chain[-1].name][0], inputs, outputs
 
 
-KEEPS_SIGN = ("maxpool", "avgpool", "flatten", "dropout")
+KEEPS_SIGN = ("maxpool", "avgpool", "flatten", "dropout", "add")
 
 
 def known_facts(chain: Sequence[LayerSpec], rules: Sequence[Rule | None]) -> list[tuple[bool, bool]]:
-    """For each layer, what the rules may assume: (input is non-negative, relevance at the output is
+    """For each node, what the rules may assume: (input is non-negative, relevance at the output is
     zero wherever the output is <= 0).
 
-    The first holds after a ReLU (through pools, flatten and dropout). The second holds for a layer
-    followed by a ReLU under Pass whose relevance comes back from a rule that multiplies by its input,
-    possibly through flatten, dropout and winner-take-all max pools (which route relevance only to
-    their winners, positive where the window's output is).
+    The first holds after a ReLU (through pools, flatten, dropout, and sums of such inputs), for every
+    input of the node. The second holds for a node read only by ReLUs under Pass whose relevance comes
+    back, on every path, from rules that multiply by their input, possibly through flatten, dropout and
+    winner-take-all max pools (which route relevance only to their winners, positive where the window's
+    output is). A fact holds at a node only if it holds on every path through it.
     """
-    nonnegative, facts = False, []
-    for i, spec in enumerate(chain):
-        facts.append((nonnegative, _zero_off_positive(chain, rules, i)))
-        nonnegative = spec.kind == "relu" or (nonnegative and spec.kind in KEEPS_SIGN)
+    rule_of = {spec.name: rule for spec, rule in zip(chain, rules)}
+    kind_of = {spec.name: spec.kind for spec in chain}
+    users = consumers(chain)
+    nonnegative, facts = {INPUT: False}, []
+    for spec, sources in zip(chain, node_inputs(chain)):
+        nonnegative_input = all(nonnegative[name] for name in sources)
+        facts.append((nonnegative_input, _zero_off_positive(spec.name, users, kind_of, rule_of)))
+        nonnegative[spec.name] = spec.kind == "relu" or (nonnegative_input and spec.kind in KEEPS_SIGN)
     return facts
 
 
-def _zero_off_positive(chain, rules, index: int) -> bool:
-    after = index + 1
-    if after >= len(chain) or chain[after].kind != "relu" or not isinstance(rules[after], Pass):
-        return False
-    for spec, rule in zip(chain[after + 1:], rules[after + 1:]):
+def _zero_off_positive(name: str, users, kind_of, rule_of) -> bool:
+    relus = users[name]
+    return bool(relus) and all(kind_of[r] == "relu" and isinstance(rule_of[r], Pass)
+                               and _zero_where_input_is(r, users, kind_of, rule_of) for r in relus)
+
+
+def _zero_where_input_is(name: str, users, kind_of, rule_of) -> bool:
+    """Whether the relevance reaching ``name``'s output is zero wherever that output is zero."""
+    def carries(user: str) -> bool:
+        rule, kind = rule_of[user], kind_of[user]
         if rule is not None and rule.multiplies_input:
             return True
-        passes = spec.kind == "flatten" or (spec.kind == "dropout" and isinstance(rule, Pass)) or (
-            spec.kind == "maxpool" and isinstance(rule, Gradient))
-        if not passes:
-            return False
-    return False
+        passes = kind == "flatten" or (kind == "dropout" and isinstance(rule, Pass)) or (
+            kind == "maxpool" and isinstance(rule, Gradient))
+        return passes and _zero_where_input_is(user, users, kind_of, rule_of)
+
+    return bool(users[name]) and all(carries(user) for user in users[name])
 
 
 def backward(chain, params, rules, inputs, outputs, relevance, keep_layers: bool):
-    """Relevance at the input of the chain from ``relevance`` at its output: one rule per layer, in reverse."""
+    """Relevance at the input of the graph from ``relevance`` at its output: one rule per node, in reverse,
+    each node's relevance the sum of what its consumers send back."""
     per_layer = {}
     facts = known_facts(chain, rules)
-    for spec, p, rule, x, z, (nonnegative, positive_only) in reversed(
-            list(zip(chain, params, rules, inputs, outputs, facts))):
+    arriving = {chain[-1].name: relevance}
+    for spec, p, rule, x, z, sources, (nonnegative, positive_only) in reversed(
+            list(zip(chain, params, rules, inputs, outputs, node_inputs(chain), facts))):
+        relevance = arriving.pop(spec.name)
         if spec.kind == "flatten":
             relevance = relevance.reshape(x.shape)
         else:
-            layer = Layer(spec.kind, spec.name, _linear_view(spec), p, nonnegative, positive_only)
+            layer = Layer(spec.kind, spec.name, _linear_view(spec), p, nonnegative, positive_only, spec.pool)
             if spec.kind == "maxpool":
                 z = layer.apply(x, p)  # rules read a max pool through its proportional (average) view
             relevance = rule(layer, x, z, relevance)
         if keep_layers:
-            per_layer[spec.name] = relevance[0]
-    return relevance[0], per_layer
+            per_layer[spec.name] = relevance[0] if spec.kind != "add" else relevance[:, 0]
+        for source, share in zip(sources, relevance if spec.kind == "add" else (relevance,)):
+            arriving[source] = arriving[source] + share if source in arriving else share
+    return arriving[INPUT][0], per_layer
 
 
 @functools.lru_cache(maxsize=64)
 def _compiled(chain: tuple[LayerSpec, ...], composites: tuple[Composite, ...], start: str, keep_layers: bool):
-    """One jitted, vmapped function per (chain, composites, flags); jax caches per shape/dtype inside."""
-    rules_per_composite = [c.resolve([s for s in chain if s.kind != "batchnorm"]) for c in composites]
+    """One jitted, vmapped function per (graph, composites, flags); jax caches per shape/dtype inside."""
+    rules_per_composite = [c.resolve(merged_graph(chain)) for c in composites]
 
     def single(variables, image, output_relevance):
         merged_chain, params = merge_batch_norm(chain, variables)
@@ -150,7 +176,7 @@ def _compiled(chain: tuple[LayerSpec, ...], composites: tuple[Composite, ...], s
 
 
 def explain_full(
-    model: VGG,
+    model: Model,
     variables: Any,
     images: Array,
     targets: Array | Sequence[int] | None,
@@ -163,7 +189,8 @@ def explain_full(
     composites = (composite,) if isinstance(composite, Composite) else tuple(composite)
     if not composites or not all(isinstance(c, Composite) for c in composites):
         raise TypeError(f"composite must be a lrpjax Composite or a sequence of them, got {composite!r}")
-    images = _check_images(model, images)
+    images = model.input_spec.check(images)
+    require_finite_rows("images", images)
     start, mode = _start_relevance(model, images, targets, output_relevance)
     fn = _compiled(model.layers, composites, mode, return_layers)
     relevance, logits, layers = fn(variables, images, start)
@@ -173,7 +200,7 @@ def explain_full(
 
 
 def explain(
-    model: VGG,
+    model: Model,
     variables: Any,
     images: Array,
     targets: Array | Sequence[int] | None,
@@ -184,7 +211,8 @@ def explain(
     """Layer-wise relevance of ``images`` for ``targets`` under ``composite``.
 
     Args:
-      model: a :class:`~lrpjax.models.VGG`.
+      model: a :class:`~lrpjax.models.VGG` or :class:`~lrpjax.models.ResNet` (anything with ``layers``,
+        ``input_spec`` and ``num_classes``).
       variables: its variables (``{"params": ..., "batch_stats": ...}``); cast to the images' dtype.
       images: ``[B, H, W, C]`` floating point (float32 by default; float64 with ``jax_enable_x64`` for exact
         cross-checks; bfloat16 for speed on accelerators).
@@ -213,34 +241,7 @@ def explain(
     return explain_full(model, variables, images, targets, composite, output_relevance=output_relevance).relevance
 
 
-def _check_images(model: VGG, images: Any) -> Array:
-    if not hasattr(images, "shape") or not hasattr(images, "dtype"):
-        images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be [batch, height, width, channels], got shape {tuple(images.shape)}")
-    if not jnp.issubdtype(images.dtype, jnp.floating):
-        raise ValueError(f"images must be floating point (preprocessed), got dtype {images.dtype}")
-    if images.shape[0] == 0:
-        raise ValueError(f"images holds 0 images (shape {tuple(images.shape)}); give at least one")
-    require_finite_rows("images", images)
-    channels = _input_channels(model)
-    if images.shape[-1] != channels:
-        raise ValueError(f"images have {images.shape[-1]} channels (NHWC, last axis); the model takes {channels}")
-    height, width = images.shape[1:3]
-    if min(height, width) < MIN_SIZE:
-        raise ValueError(f"images of {height}x{width} are too small: VGG's five pools need at least "
-                         f"{MIN_SIZE}x{MIN_SIZE}")
-    if model.pool_to is None and (height, width) != (model.input_size, model.input_size):
-        raise ValueError(f"images of {height}x{width}: this model (pool_to=None) takes exactly "
-                         f"{model.input_size}x{model.input_size}")
-    return jnp.asarray(images)
-
-
-def _input_channels(model: VGG) -> int:
-    return getattr(model, "in_channels", 3)
-
-
-def _start_relevance(model: VGG, images: Array, targets: Any, output_relevance: Any) -> tuple[Array, str]:
+def _start_relevance(model: Model, images: Array, targets: Any, output_relevance: Any) -> tuple[Array, str]:
     """The array the compiled pass starts from, and how: ``target_logit``, ``predicted`` or ``given``."""
     batch = images.shape[0]
     if (targets is None) == (output_relevance is None):

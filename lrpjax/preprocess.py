@@ -14,6 +14,9 @@ be prepared for its network:
     the side the *shorter* image side is resized to (``None``: no resize).
 ``crop``
     the side of the centred square crop taken after resizing (``None``: no crop).
+``channel_order`` (optional)
+    ``"RGB"`` (the default) or ``"BGR"`` (Caffe-trained networks such as the VGGFace2 models): the
+    order of the network's input channels; ``mean`` and ``std`` are then given in that order.
 
 Resizing uses PIL's bilinear filter (with its antialiasing on downscale), image by
 image in numpy, exactly as torchvision's ``Resize`` does on PIL images, so a uint8
@@ -55,10 +58,25 @@ VGGFACE: Mapping[str, Any] = MappingProxyType({
 })
 """VGG-Face's preprocessing: RGB in [0, 255] minus the VGG-Face mean face colour, resize 224, crop 224."""
 
-__all__ = ["TORCHVISION", "VGGFACE", "PRESETS", "center_offsets", "load_image", "normalize", "preprocess", "preset",
-           "resize_shorter", "resized_size", "validate_preprocessing", "zbox_bounds"]
+VGGFACE2: Mapping[str, Any] = MappingProxyType({
+    "name": "vggface2",
+    "pixel_range": (0.0, 255.0),
+    "mean": (91.4953, 103.8827, 131.0912),
+    "std": (1.0, 1.0, 1.0),
+    "resize": 256,
+    "crop": 224,
+    "channel_order": "BGR",
+})
+"""The VGGFace2 models' preprocessing (Cao et al. 2018, as the PyTorch port of cydonia999 applies it):
+resize 256, crop 224, BGR in [0, 255] minus the mean (B, G, R) = (91.4953, 103.8827, 131.0912), no std."""
 
-PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({"torchvision": TORCHVISION, "vggface": VGGFACE})
+PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({"torchvision": TORCHVISION, "vggface": VGGFACE,
+                                                             "vggface2": VGGFACE2})
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+__all__ = ["TORCHVISION", "VGGFACE", "VGGFACE2", "CHANNEL_ORDERS", "PRESETS", "center_offsets", "load_image",
+           "normalize", "pixel_std_to_input", "preprocess", "preset", "resize_shorter", "resized_size",
+           "validate_preprocessing", "zbox_bounds"]
 
 _KEYS = ("name", "pixel_range", "mean", "std", "resize", "crop")
 
@@ -96,6 +114,8 @@ def validate_preprocessing(metadata: Mapping[str, Any]) -> dict[str, Any]:
         value = spec[key]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"preprocessing[{key!r}]={value!r} must be a positive int or None")
+    if "channel_order" in spec and spec["channel_order"] not in CHANNEL_ORDERS:
+        raise ValueError(f"preprocessing['channel_order']={spec['channel_order']!r}; choose one of {CHANNEL_ORDERS}")
     if out["resize"] is not None and out["crop"] is not None and out["crop"] > out["resize"]:
         raise ValueError(f"preprocessing crop={out['crop']} is larger than resize={out['resize']}")
     return out
@@ -151,7 +171,7 @@ def pixel_std_to_input(std: float | Sequence[float], metadata: Mapping[str, Any]
 
 
 def preprocess(images: Any, metadata: Mapping[str, Any]) -> jax.Array:
-    """Resize, centre-crop, scale and normalise RGB images for a network.
+    """Resize, centre-crop, scale and normalise RGB images for a network (reordered to BGR where it says so).
 
     Args:
       images: a batch ``[B, H, W, 3]``, a single image ``[H, W, 3]``, or a list of ``[H, W, 3]``
@@ -207,6 +227,8 @@ def normalize(image: np.ndarray, spec: Mapping[str, Any]) -> np.ndarray:
     unit = image.astype(np.float32) / np.float32(255) if image.dtype == np.uint8 else image.astype(np.float32)
     black, white = (np.float32(v) for v in spec["pixel_range"])
     scaled = unit if (black, white) == (0, 1) else black + unit * (white - black)
+    if spec.get("channel_order") == "BGR":
+        scaled = scaled[..., ::-1]
     mean = np.asarray(spec["mean"], np.float32)
     std = np.asarray(spec["std"], np.float32)
     return ((scaled - mean) / std).astype(np.float32)

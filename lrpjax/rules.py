@@ -50,7 +50,9 @@ class Layer(NamedTuple):
     ``nonnegative_input`` (the input comes out of a ReLU) and
     ``relevance_only_where_positive`` (the relevance arriving at the output is zero
     wherever the output is <= 0: a ReLU follows and the rule above multiplies by
-    its input, so views of negative outputs carry nothing).
+    its input, so views of negative outputs carry nothing). ``pool`` is a max pool's
+    ``(window, stride, padding, ceil_mode)``. An ``add`` layer's ``x`` holds its summands
+    stacked on a leading axis and ``apply`` sums them.
     """
 
     kind: str
@@ -59,6 +61,7 @@ class Layer(NamedTuple):
     params: Params
     nonnegative_input: bool = False
     relevance_only_where_positive: bool = False
+    pool: L.PoolGeometry = L.VGG_POOL
 
 
 def safe_divide(numerator: Array, denominator: Array) -> Array:
@@ -459,7 +462,7 @@ class Gradient(Rule):
         if layer.kind == "relu":
             return relevance * (x > 0)
         if layer.kind == "maxpool":
-            return L.max_pool_backward_winner(x, relevance)
+            return L.max_pool_backward_winner(x, relevance, layer.pool)
         return transpose(layer, layer.params, x, relevance)
 
 

@@ -155,11 +155,12 @@ def build_optimizer(config: TrainConfig, params: Mapping[str, Any]) -> optax.Gra
     return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, labels)
 
 
-def new_head(params: Mapping[str, Any], num_classes: int, key: jax.Array) -> dict[str, Any]:
-    """``params`` with ``fc8`` replaced by ``num_classes`` outputs: N(0, 0.01) kernel (as VGG's init), zero bias."""
-    hidden, dtype = params["fc8"]["kernel"].shape[0], params["fc8"]["kernel"].dtype
+def new_head(params: Mapping[str, Any], num_classes: int, key: jax.Array, head: str = "fc8") -> dict[str, Any]:
+    """``params`` with ``head`` (a VGG's ``fc8``, a ResNet's ``fc``) replaced by ``num_classes`` outputs:
+    N(0, 0.01) kernel (as VGG's init), zero bias."""
+    hidden, dtype = params[head]["kernel"].shape[0], params[head]["kernel"].dtype
     kernel = 0.01 * jax.random.normal(key, (hidden, num_classes), jnp.float32)
-    return {**params, "fc8": {"kernel": kernel.astype(dtype), "bias": jnp.zeros((num_classes,), dtype)}}
+    return {**params, head: {"kernel": kernel.astype(dtype), "bias": jnp.zeros((num_classes,), dtype)}}
 
 
 def random_variables(model: VGG, seed: int) -> dict[str, Any]:
@@ -195,7 +196,7 @@ def initial_variables(config: TrainConfig, num_classes: int) -> tuple[VGG, dict[
     base_model, base_variables, metadata = checkpoints.load(config.base)
     fields = {**checkpoints.model_config(base_model), **config.model, "num_classes": num_classes}
     model = checkpoints.model_from_config(fields)
-    head = new_head(base_variables["params"], num_classes, jax.random.key(config.seed))
+    head = new_head(base_variables["params"], num_classes, jax.random.key(config.seed), model.layers[-1].name)
     return model, {**base_variables, "params": head}, metadata
 
 

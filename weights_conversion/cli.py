@@ -6,22 +6,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from weights_conversion.convert import ARCHITECTURES, FORMATS, convert_file
+from weights_conversion.convert import ARCHITECTURES, FORMATS, RESNET_ARCHITECTURES, convert_file
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m weights_conversion``."""
     parser = argparse.ArgumentParser(
         prog="python -m weights_conversion",
-        description="Convert a PyTorch VGG state dict (.pth) to an lrpjax checkpoint directory.",
+        description="Convert a PyTorch VGG or ResNet state dict (.pth) to an lrpjax checkpoint directory.",
     )
     parser.add_argument("format", choices=FORMATS,
-                        help="torchvision: torchvision.models.vgg*; "
+                        help="torchvision: torchvision.models.vgg* or resnet*; "
                              "vggface: the VGG-Face port (vgg_face_dag); "
-                             "finetuned: a torchvision-layout VGG-16 with a new head")
-    parser.add_argument("source", help="the .pth file (read with torch.load(weights_only=True))")
+                             "finetuned: a torchvision-layout VGG-16 with a new head; "
+                             "vggface2: the VGGFace2 ResNet-50 port (its .pkl of numpy arrays or a .pth)")
+    parser.add_argument("source", help="the .pth file (read with torch.load(weights_only=True)); for vggface2 "
+                                       "also a .pkl of numpy arrays (read with a numpy-only unpickler)")
     parser.add_argument("dest", help="the checkpoint directory to create")
-    parser.add_argument("--arch", choices=sorted(ARCHITECTURES),
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES) + sorted(RESNET_ARCHITECTURES),
                         help="architecture (default: inferred for torchvision, vgg16 otherwise)")
     parser.add_argument("--class-names", metavar="FILE", help="a text file with one class name per line")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at DEST")
@@ -40,5 +42,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"weights_conversion: error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {metadata['architecture']} ({model.num_classes} classes, width {model.width}, "
-          f"pool_to {model.pool_to}) from {metadata['source']} to {args.dest}")
+          f"pool_to {getattr(model, 'pool_to', None)}) from {metadata['source']} to {args.dest}")
     return 0

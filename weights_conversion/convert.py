@@ -1,6 +1,8 @@
-"""Convert PyTorch VGG state dicts to ``lrpjax`` VGG variables.
+"""Convert PyTorch VGG and ResNet state dicts to ``lrpjax`` variables.
 
-Three layouts are understood:
+ResNets (torchvision's ``resnet18`` … ``resnet152`` under the ``torchvision`` format, and the
+VGGFace2 port's ResNet-50 under ``vggface2``) are handled in :mod:`weights_conversion.resnet`.
+Three VGG layouts are understood:
 
 ``torchvision``
     ``features.N.weight/bias`` (plus ``running_mean/running_var/num_batches_tracked`` of the
@@ -33,11 +35,13 @@ import numpy as np
 
 from lrpjax import checkpoints
 from lrpjax.models import VGG
+from lrpjax.models.resnet import BLOCKS as RESNET_BLOCKS
 from lrpjax.models.vgg import BLOCK_CHANNELS, BLOCKS, HIDDEN
 from lrpjax.preprocess import preset
 
-FORMATS = ("torchvision", "vggface", "finetuned")
+FORMATS = ("torchvision", "vggface", "finetuned", "vggface2")
 ARCHITECTURES = {f"vgg{depth}{'_bn' if bn else ''}": (depth, bn) for depth in BLOCKS for bn in (False, True)}
+RESNET_ARCHITECTURES = {f"resnet{depth}": depth for depth in RESNET_BLOCKS}
 VGGFACE_CLASSES = 2622
 VGGFACE_INPUT_SIZE = 224
 
@@ -220,8 +224,15 @@ def _best_fit(state_dict: Mapping[str, Any], candidates: Iterable[tuple[VGG, dic
 
 
 def architecture_name(model: VGG) -> str:
-    """``vgg16``, ``vgg16_bn``, ..."""
-    return f"vgg{model.depth}{'_bn' if model.batch_norm else ''}"
+    """``vgg16``, ``vgg16_bn``, ... (``resnet50`` etc. for ResNets)."""
+    return checkpoints.architecture_name(model)
+
+
+def _is_resnet(obj: Any, arch: str | None) -> bool:
+    """A state dict with torchvision ResNet keys (or an ``arch`` that names a ResNet)."""
+    if arch is not None:
+        return arch in RESNET_ARCHITECTURES
+    return isinstance(obj, Mapping) and "conv1.weight" in obj and "fc.weight" in obj
 
 
 def _widths(*pairs: tuple[Any, int]) -> list[float]:
@@ -384,7 +395,15 @@ def convert(
     fmt: str, obj: Any, arch: str | None = None, class_names: list[str] | None = None
 ) -> tuple[VGG, dict[str, Any], dict[str, Any]]:
     """A loaded torch object in format ``fmt`` -> ``(model, variables, metadata)`` (without source info)."""
-    if fmt == "torchvision":
+    from weights_conversion.resnet import resnet_to_variables  # that module builds on this one
+
+    if fmt == "vggface2":
+        model, variables = resnet_to_variables(obj, layout="vggface2", arch=arch or "resnet50")
+        found_names, preprocessing = None, preset("vggface2")
+    elif fmt == "torchvision" and _is_resnet(obj, arch):
+        model, variables = resnet_to_variables(obj, arch=arch)
+        found_names, preprocessing = None, preset("torchvision")
+    elif fmt == "torchvision":
         model, variables = torchvision_to_variables(obj, arch)
         found_names, preprocessing = None, preset("torchvision")
     elif fmt == "vggface":
@@ -403,7 +422,7 @@ def convert(
     if names is not None and len(names) != model.num_classes:
         raise ValueError(f"{len(names)} class names given but the model has {model.num_classes} classes")
     metadata = {
-        "architecture": architecture_name(model),
+        "architecture": checkpoints.architecture_name(model),
         "num_classes": model.num_classes,
         "class_names": None if names is None else list(names),
         "preprocessing": preprocessing,
@@ -428,12 +447,17 @@ def convert_file(
     """
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r} is not one of {list(FORMATS)}")
-    if arch is not None:
+    if arch is not None and arch not in RESNET_ARCHITECTURES:
         parse_architecture(arch)
     dest = os.path.abspath(os.fspath(dest))
     checkpoints.check_destination(dest, overwrite)  # fail before the (slow) conversion
     class_names = None if class_names_file is None else read_class_names(class_names_file)
-    obj = read_torch_file(source)
+    if fmt == "vggface2" and os.fspath(source).endswith((".pkl", ".pickle")):
+        from weights_conversion.resnet import read_numpy_pickle
+
+        obj = read_numpy_pickle(source)
+    else:
+        obj = read_torch_file(source)
     try:
         model, variables, metadata = convert(fmt, obj, arch, class_names)
     except ValueError as error:

@@ -9,13 +9,16 @@ explanation cannot disagree. Layer names follow the VGG literature: ``conv1_1`` 
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lrpjax import layers as L
+from lrpjax.models.graph import LINEAR_KINDS, InputSpec, LayerSpec, apply_parameter_free, flax_node, walk
+
+__all__ = ["BLOCKS", "BLOCK_CHANNELS", "HIDDEN", "LINEAR_KINDS", "LayerSpec", "VGG", "apply_parameter_free",
+           "vgg11", "vgg13", "vgg16", "vgg19", "vgg_layers"]
 
 BLOCKS = {
     11: (1, 1, 2, 2, 2),
@@ -25,22 +28,7 @@ BLOCKS = {
 }
 BLOCK_CHANNELS = (64, 128, 256, 512, 512)
 HIDDEN = 4096
-
-LINEAR_KINDS = ("conv", "dense")
-
-
-class LayerSpec(NamedTuple):
-    """One layer of the chain.
-
-    ``kind`` is one of ``conv``, ``batchnorm``, ``relu``, ``maxpool``, ``avgpool``
-    (torchvision's adaptive average pool), ``flatten``, ``dense``, ``dropout``;
-    ``size`` is the output channels/features of ``conv``/``dense``/``batchnorm``
-    and the output side of ``avgpool``.
-    """
-
-    kind: str
-    name: str
-    size: int = 0
+MIN_SIZE = 32  # five 2x2 max pools
 
 
 def vgg_layers(
@@ -63,7 +51,7 @@ def vgg_layers(
             if batch_norm:
                 chain.append(LayerSpec("batchnorm", f"bn{block}_{i}", _scaled(channels, width)))
             chain.append(LayerSpec("relu", f"relu{block}_{i}"))
-        chain.append(LayerSpec("maxpool", f"pool{block}"))
+        chain.append(LayerSpec("maxpool", f"pool{block}", kernel=2, stride=2))
     if pool_to is not None:
         chain.append(LayerSpec("avgpool", "avgpool", pool_to))
     chain.append(LayerSpec("flatten", "flatten"))
@@ -80,30 +68,6 @@ def vgg_layers(
 
 def _scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
-
-
-def kernel_initializer(kind: str):
-    """The initialiser of a ``conv`` (He normal over the fan-out, torchvision's) or ``dense`` (N(0, 0.01^2)) kernel;
-    biases start at 0."""
-    if kind == "conv":
-        return nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-    return nn.initializers.normal(0.01)
-
-
-class Affine(nn.Module):
-    """A conv or dense layer whose parameters live under its VGG name."""
-
-    kind: str
-    features: int
-    param_dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        shape = (3, 3, x.shape[-1], self.features) if self.kind == "conv" else (x.shape[-1], self.features)
-        kernel = self.param("kernel", kernel_initializer(self.kind), shape, self.param_dtype)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
-        kernel, bias = kernel.astype(x.dtype), bias.astype(x.dtype)
-        return L.conv2d(x, kernel, bias) if self.kind == "conv" else L.dense(x, kernel, bias)
 
 
 class VGG(nn.Module):
@@ -135,36 +99,16 @@ class VGG(nn.Module):
             self.depth, self.num_classes, batch_norm=self.batch_norm, width=self.width, pool_to=self.pool_to
         )
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """What images the model takes: 3 channels, at least 32x32, exactly ``input_size`` when ``pool_to=None``."""
+        fixed = self.input_size if self.pool_to is None else None
+        return InputSpec(3, MIN_SIZE, "VGG's five pools", fixed, "this model (pool_to=None)")
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        for spec in self.layers:
-            if spec.kind in LINEAR_KINDS:
-                x = Affine(spec.kind, spec.size, self.param_dtype, name=spec.name)(x)
-            elif spec.kind == "batchnorm":
-                x = nn.BatchNorm(
-                    use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                    param_dtype=self.param_dtype, name=spec.name,
-                )(x)
-            elif spec.kind == "dropout":
-                x = nn.Dropout(self.dropout_rate, deterministic=not train, name=spec.name)(x)
-            else:
-                x = apply_parameter_free(spec, x)
-        return x
-
-
-def apply_parameter_free(spec: LayerSpec, x: jax.Array) -> jax.Array:
-    """Forward of a layer without parameters (dropout is the identity outside training)."""
-    if spec.kind == "relu":
-        return L.relu(x)
-    if spec.kind == "maxpool":
-        return L.max_pool(x)
-    if spec.kind == "avgpool":
-        return L.adaptive_avg_pool(x, spec.size)
-    if spec.kind == "flatten":
-        return L.flatten(x)
-    if spec.kind == "dropout":
-        return x
-    raise ValueError(f"layer {spec.name!r} has unknown kind {spec.kind!r}")
+        return walk(self.layers, x, lambda spec, v: flax_node(
+            spec, v, train=train, dropout_rate=self.dropout_rate, param_dtype=self.param_dtype))
 
 
 def vgg11(num_classes: int = 1000, **kwargs: Any) -> VGG:
