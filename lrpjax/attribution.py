@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrpjax.engine import _check_images, _start_relevance
+from lrpjax.engine import _start_relevance, check_images
 from lrpjax.models.vgg import VGG
 
 Array = jax.Array
@@ -51,7 +51,7 @@ def _gradient_fn(model: VGG):
 
 
 def _prepare(model: VGG, variables: Any, images: Any, targets: Targets):
-    images = _check_images(model, images)
+    images = check_images(model, images)
     if isinstance(targets, str):
         raise ValueError(f"targets={targets!r}: attributors take class indices, one per image")
     one_hot, _ = _start_relevance(model, images, targets, None)

@@ -189,8 +189,7 @@ def explain_full(
     composites = (composite,) if isinstance(composite, Composite) else tuple(composite)
     if not composites or not all(isinstance(c, Composite) for c in composites):
         raise TypeError(f"composite must be a lrpjax Composite or a sequence of them, got {composite!r}")
-    images = model.input_spec.check(images)
-    require_finite_rows("images", images)
+    images = check_images(model, images)
     start, mode = _start_relevance(model, images, targets, output_relevance)
     fn = _compiled(model.layers, composites, mode, return_layers)
     relevance, logits, layers = fn(variables, images, start)
@@ -239,6 +238,14 @@ def explain(
     (4, 32, 32, 3)
     """
     return explain_full(model, variables, images, targets, composite, output_relevance=output_relevance).relevance
+
+
+def check_images(model: Model, images: Any) -> Array:
+    """``images`` as a jax array after the model's own input checks (rank, channels, dtype, size, at least one
+    image) and a refusal of rows holding NaN or inf; raises ``ValueError`` naming what is at fault."""
+    images = model.input_spec.check(images)
+    require_finite_rows("images", images)
+    return images
 
 
 def _start_relevance(model: Model, images: Array, targets: Any, output_relevance: Any) -> tuple[Array, str]:
