@@ -11,15 +11,20 @@ of model pairs) and :mod:`~lrpjax.analysis.stats` (numpy ranks, correlations, bo
 
 from lrpjax.analysis import generalization, grouping, human, masking, regions, similarity, stats
 from lrpjax.analysis.generalization import (
+    RELIABILITY_FLOOR,
     Asymmetry,
     CrossAUCs,
     GeneralizationScores,
     asymmetry,
+    asymmetry_differences,
     asymmetry_matrix,
+    control_comparison,
     cross_masking_aucs,
     generalization_scores,
     group_scores,
+    margins,
     normalized_scores,
+    reliable_targets,
 )
 from lrpjax.analysis.grouping import RELATIONS, group_means, group_values, relation, relation_groups
 from lrpjax.analysis.human import (
@@ -79,13 +84,23 @@ from lrpjax.analysis.similarity import (
     top_k_iou,
     top_k_mask,
 )
-from lrpjax.analysis.stats import Interval, pearson, percentile_interval, rankdata, spearman
+from lrpjax.analysis.stats import (
+    Interval,
+    PermutationTest,
+    bootstrap_interval,
+    pearson,
+    percentile_interval,
+    rankdata,
+    sign_flip_test,
+    spearman,
+)
 
 __all__ = [
     "FILLS",
     "FRACTIONS",
     "ORDERS",
     "RELATIONS",
+    "RELIABILITY_FLOOR",
     "SHARE_REGIONS",
     "Asymmetry",
     "CrossAUCs",
@@ -94,16 +109,20 @@ __all__ = [
     "MaskingCurves",
     "MaskingResult",
     "NoiseCeiling",
+    "PermutationTest",
     "RSAResult",
     "Similarity",
     "TriadAgreement",
     "Triads",
     "align_rdm",
     "asymmetry",
+    "asymmetry_differences",
     "asymmetry_matrix",
     "auc",
+    "bootstrap_interval",
     "consensus_map",
     "consensus_masking",
+    "control_comparison",
     "cross_masking_aucs",
     "embedding_rdm",
     "face_partitions",
@@ -122,6 +141,7 @@ __all__ = [
     "load_landmarks",
     "load_regions",
     "map_correlation",
+    "margins",
     "mask_images",
     "mask_pixels",
     "masking",
@@ -143,11 +163,13 @@ __all__ = [
     "relation",
     "relation_groups",
     "relevance_masked_features",
+    "reliable_targets",
     "rsa",
     "rsa_test",
     "share_partition",
     "shares_by_group",
     "shares_by_model",
+    "sign_flip_test",
     "similarity",
     "similarity_matrix",
     "spearman",
