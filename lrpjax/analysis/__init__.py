@@ -25,6 +25,7 @@ from lrpjax.analysis.generalization import (
     margins,
     normalized_scores,
     reliable_targets,
+    source_score,
 )
 from lrpjax.analysis.grouping import RELATIONS, group_means, group_values, relation, relation_groups
 from lrpjax.analysis.human import (
@@ -172,6 +173,7 @@ __all__ = [
     "sign_flip_test",
     "similarity",
     "similarity_matrix",
+    "source_score",
     "spearman",
     "stats",
     "summarize",

@@ -313,6 +313,34 @@ def control_comparison(scores: GeneralizationScores, metadata: Mapping[str, Mapp
     return out
 
 
+def source_score(scores: GeneralizationScores, source: str, *, targets: Sequence[str] | None = None,
+                 confidence: float = 0.95) -> dict[str, Any]:
+    r"""One source of maps pooled over ``targets`` (default every target) as a ratio of means,
+    :math:`s_c = \sum_B m_{c\to B} / \sum_B m_{B\to B}`, and its mean margin, with bootstrap intervals.
+
+    Returns:
+      ``{"score": [s, low, high], "margin": [mean, low, high], "targets": count}`` (NaN without targets).
+
+    Raises:
+      ValueError: ``source`` is not a source, or a target that is not a target model.
+    """
+    if source not in scores.sources:
+        raise ValueError(f"source={source!r} is not a source; sources are {list(scores.sources)}")
+    chosen = list(scores.targets if targets is None else targets)
+    unknown = sorted(set(chosen) - set(scores.targets))
+    if unknown:
+        raise ValueError(f"targets {unknown} are not target models; choose among {list(scores.targets)}")
+    if not chosen:
+        return {"score": [float("nan")] * 3, "margin": [float("nan")] * 3, "targets": 0}
+    s, cols = scores.sources.index(source), np.array([scores.targets.index(t) for t in chosen])
+    boot = scores.margin_replicates[:, s, cols]
+    score = _ratio_entry(scores.margin[s, cols], scores.own_margin[cols],
+                         (boot, _diagonal(scores.margin_replicates)[:, cols]), confidence)
+    mean = scores.margin[s, cols].mean()
+    low, high = stats.bootstrap_interval(mean, boot.mean(axis=-1), confidence=confidence)
+    return {"score": score, "margin": [float(mean), float(low), float(high)], "targets": len(chosen)}
+
+
 def asymmetry_differences(aucs: CrossAUCs, a: str, b: str) -> np.ndarray:
     r"""Per-image terms ``[N]`` whose mean is the asymmetry index of ``(a, b)``, the denominators held at their
     full-sample values: :math:`d_i = (r^b_i - c^{ab}_i)/m_{b\to b} - (r^a_i - c^{ba}_i)/m_{a\to a}`."""
