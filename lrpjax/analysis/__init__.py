@@ -1,7 +1,8 @@
 """The study's analyses as a library: masking curves, cross-model generalization, map similarity, face regions
 and human similarity.
 
-Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and their AUC),
+Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and their AUC; fills incl. ROAD's noisy linear
+imputation, :mod:`~lrpjax.analysis.imputation`),
 :mod:`~lrpjax.analysis.generalization` (normalised A->B scores, relations, asymmetry),
 :mod:`~lrpjax.analysis.similarity` (correlation and top-k overlap of maps),
 :mod:`~lrpjax.analysis.regions` (landmark regions, relevance shares, consensus maps),
@@ -9,7 +10,7 @@ Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and th
 of model pairs) and :mod:`~lrpjax.analysis.stats` (numpy ranks, correlations, bootstrap, permutation tests).
 """
 
-from lrpjax.analysis import generalization, grouping, human, masking, regions, similarity, stats
+from lrpjax.analysis import generalization, grouping, human, imputation, masking, regions, similarity, stats
 from lrpjax.analysis.generalization import (
     RELIABILITY_FLOOR,
     Asymmetry,
@@ -46,6 +47,7 @@ from lrpjax.analysis.human import (
     triad_agreement,
     triads_from_rdm,
 )
+from lrpjax.analysis.imputation import road_imputation
 from lrpjax.analysis.masking import (
     FILLS,
     FRACTIONS,
@@ -138,6 +140,7 @@ __all__ = [
     "grouping",
     "heatmap",
     "human",
+    "imputation",
     "layer_features",
     "load_landmarks",
     "load_regions",
@@ -165,6 +168,7 @@ __all__ = [
     "relation_groups",
     "relevance_masked_features",
     "reliable_targets",
+    "road_imputation",
     "rsa",
     "rsa_test",
     "share_partition",
