@@ -202,7 +202,8 @@ def mprt_summary(per_model: Mapping[str, Mapping[str, np.ndarray]], composites: 
                  statistics: Mapping[str, Any], threshold: float = 0.5) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Per composite and randomisation step, the mean Spearman and SSIM over models and images with bootstrap
     intervals over images; ``flagged`` when the mean Spearman after every layer is randomised (the conv blocks
-    included) exceeds ``threshold``: the maps then do not depend on the learned parameters.
+    included) exceeds ``threshold``: the maps then do not depend on the learned parameters; ``similar_until``,
+    the deepest layer at which the mean Spearman (that layer and all above it randomised) still exceeds it.
 
     Args:
       per_model: model -> :func:`experiments.study.compute.mprt_model` arrays.
@@ -226,6 +227,9 @@ def mprt_summary(per_model: Mapping[str, Mapping[str, np.ndarray]], composites: 
             entry[measure] = steps
             entry[f"{measure}_by_model"] = {m: float(np.nanmean(per_model[m][measure][c, -1])) for m in names}
         entry["flagged"] = bool(entry["spearman"][-1][0] > threshold)
+        above = [k for k in range(len(layers)) if entry["spearman"][k][0] > threshold]
+        # the deepest layer whose randomisation (with all above it) still leaves the maps alike
+        entry["similar_until"] = layers[max(above)] if above else None
         summary["composites"][composite] = entry
     return summary, arrays
 

@@ -320,10 +320,12 @@ def mprt_section(results: Mapping[str, Any], out: str) -> list[str]:
     for composite, entry in summary["composites"].items():
         after_fc = layers.index("fc6") if "fc6" in layers else 0
         rows.append([composite, interval(entry["spearman"][after_fc]), interval(entry["spearman"][-1]),
-                     interval(entry["ssim"][-1]), "**flagged**" if entry["flagged"] else "no"])
+                     interval(entry["ssim"][-1]), entry.get("similar_until") or "—",
+                     "**flagged**" if entry["flagged"] else "no"])
         curves[composite] = {m: tuple(stage.arrays[f"{composite}|{m}"]) for m in ("spearman", "ssim")}
     lines += table(["composite", "Spearman, fc layers randomised [95% CI]", "Spearman, all layers [95% CI]",
-                    "SSIM, all layers [95% CI]", f"ρ > {threshold} after the conv blocks"], rows)
+                    "SSIM, all layers [95% CI]", f"ρ > {threshold} down to", f"ρ > {threshold} after the conv blocks"],
+                   rows)
     path = figures.mprt_figure(os.path.join(out, "mprt.png"), layers, curves, threshold=threshold,
                                title="Cascading parameter randomisation")
     return lines + [_figure(path), ""]
