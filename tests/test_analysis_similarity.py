@@ -75,8 +75,8 @@ def test_bad_input():
         S.map_correlation(maps, maps, method="kendall")
     with pytest.raises(ValueError, match=r"k=0 must be a fraction of the pixels in \(0, 1\]"):
         S.top_k_iou(maps, maps, k=0)
-    with pytest.raises(ValueError, match="measure='ssim' is unknown"):
-        S.similarity_matrix({"a": maps, "b": maps}, measure="ssim")
+    with pytest.raises(ValueError, match="measure='cosine' is unknown"):
+        S.similarity_matrix({"a": maps, "b": maps}, measure="cosine")
     with pytest.raises(ValueError, match="at least two models"):
         S.similarity_matrix({"a": maps})
     with pytest.raises(ValueError, match="summary='median' is unknown"):

