@@ -33,12 +33,18 @@ def interval(values: Sequence[float], digits: int = 3) -> str:
     return f"{number(mean, digits)} [{number(low, digits)}, {number(high, digits)}]"
 
 
-def p_value(value: float) -> str:
-    """``0.012`` or ``< 0.001`` with significance stars."""
+def p_value(value: float, permutations: int | None = None, resolution: float | None = None,
+            significant: bool | None = None) -> str:
+    """A permutation p-value with its resolution: ``0.012 (999 perm.)``, ``≤ 0.001 (the smallest of 999 perm.)``,
+    ``0.25 (exact, 8 sign vectors)``; stars only where the test could be ``significant`` (fine enough)."""
     if value is None or not np.isfinite(value):
         return "—"
-    text = "< 0.001" if value < 0.001 else f"{value:.3f}"
-    return f"{text} {figures.p_stars(value)}".strip()
+    if resolution is not None and value <= resolution * (1 + 1e-9):
+        text = f"≤ {resolution:.2g} (the smallest {permutations} permutations allow)"
+    else:
+        text = f"{value:.3f}" + (f" ({permutations} perm.)" if permutations else "")
+    stars = figures.p_stars(value) if significant is None or significant else ""
+    return f"{text} {stars}".strip()
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -140,13 +146,21 @@ def masking_section(ctx: Any, results: Mapping[str, Any], out: str) -> list[str]
 
 
 def generalization_section(ctx: Any, results: Mapping[str, Any], out: str) -> list[str]:
-    """The generalization matrix, relation groups, asymmetries and the consensus transfer, per set."""
+    """The generalization matrix, relation groups with their controls, asymmetries and the extra sources."""
+    floor = None
+    for key, stage in results.items():
+        if key.startswith("generalization_"):
+            floor = stage.summary.get("reliability_floor")
     lines = ["## Cross-model generalization", "",
-             "s(A→B) = (AUC_random(B) − AUC_MoRF(B masked by A's maps)) / (AUC_random(B) − AUC_MoRF(B, own maps)): "
-             "1 when A's maps hurt B as much as B's own (the diagonal, by construction), 0 when no better than "
-             "random. The denominator is B's own margin over random order; where its interval reaches 0 (B's own "
-             "maps do not beat random, marked †) the ratio is unstable, so relations and asymmetries are also "
-             "given over the *reliable* targets only.", ""]
+             "Margin m(A→B) = AUC_random(B) − AUC_MoRF(B masked by A's maps), in AUC units of the predicted "
+             "class's probability: > 0 when A's maps find pixels B relies on better than random order. Normalised "
+             "score s(A→B) = m(A→B) / m(B→B): 1 when A's maps hurt B as much as B's own (the diagonal), 0 when no "
+             "better than random. The score is a ratio, meaningful only where its denominator is clear of 0: a "
+             f"target is **reliable** when the lower end of its own margin's interval exceeds {number(floor)} "
+             "(far above float32 noise; untrained models give own margins of 1e-8 to 1e-6). Scores of other "
+             "targets are not printed (†), relations and asymmetries count reliable targets only, and each "
+             "relation pools its pairs as a ratio of means, Σ m(A→B) / Σ m(B→B), with bootstrap intervals over "
+             "images (Efron & Tibshirani 1993) that contain their estimates.", ""]
     for key, stage in results.items():
         if key.startswith("generalization_"):
             lines += _generalization_set(key.removeprefix("generalization_"), stage, out)
@@ -155,37 +169,62 @@ def generalization_section(ctx: Any, results: Mapping[str, Any], out: str) -> li
 
 def _generalization_set(set_name: str, stage: Any, out: str) -> list[str]:
     summary = stage.summary
-    models, score, reliable = summary["targets"], stage.arrays["score"], set(summary["reliable"])
+    models, reliable = summary["targets"], set(summary["reliable"])
     marked = [m if m in reliable else f"{m} †" for m in models]
-    diagonal = np.diag(score[: len(models)])
+    score = np.where(np.isin(models, list(reliable))[None, :], stage.arrays["score"], np.nan)
+    diagonal = np.diag(stage.arrays["score"][: len(models)])
     lines = [f"### {set_name} ({summary['images']} images)", "",
-             f"Diagonal: {number(np.nanmin(diagonal))}–{number(np.nanmax(diagonal))} (must be 1). Reliable targets: "
-             f"{len(reliable)} of {len(models)}.", ""]
-    lines += table(["target", "own margin AUC_random − AUC_MoRF [95% CI]", "reliable"],
+             f"Diagonal: {number(np.nanmin(diagonal))}–{number(np.nanmax(diagonal))} (must be 1). **Own maps beat "
+             f"random order (reliable targets): {len(reliable)} of {len(models)}.**", ""]
+    lines += table(["target", "own margin m(B→B) [95% CI]", "reliable"],
                    [[m, interval(summary["own_margin"][m]), "yes" if m in reliable else "no †"] for m in models])
     path = figures.matrix_figure(os.path.join(out, f"generalization_{set_name}.png"), score,
                                  rows=summary["sources"], columns=marked, vmin=-0.5, vmax=1.5, cmap="RdYlBu_r",
                                  title=f"s(source → target) on {set_name}", colorbar_label="normalised score",
-                                 xlabel="target model († own maps do not beat random)", ylabel="source of maps")
+                                 xlabel="target model († not reliable: not scored)", ylabel="source of maps")
     lines += [_figure(path), ""]
     relations = summary["relations"]
-    keys = list(relations["all"])
-    lines += table(["relation", "mean s(A→B), all targets [95% CI]", "pairs", "reliable targets [95% CI]",
-                    "pairs"],
-                   [[r, _triple(relations["all"][r]), relations["all"][r]["pairs"],
-                     _triple(relations["reliable"][r]), relations["reliable"][r]["pairs"]] for r in keys])
-    series = {label: {r: tuple(relations[k][r][v] for v in ("mean", "low", "high")) for r in keys
-                      if r in relations[k]} for label, k in (("all targets", "all"), ("reliable targets", "reliable"))}
+    keys = list(relations["reliable"])
+    lines += table(["relation", "s(A→B), reliable targets [95% CI]", "pairs (targets)",
+                    "margin m(A→B), all targets [95% CI]", "pairs"],
+                   [[r, _triple(relations["reliable"][r]), f"{relations['reliable'][r]['pairs']} "
+                     f"({relations['reliable'][r]['targets']})", interval(relations["all"][r]["margin"]),
+                     relations["all"][r]["pairs"]] for r in keys])
+    lines += _controls_lines(summary)
+    series = {"reliable targets": {r: tuple(relations["reliable"][r][v] for v in ("mean", "low", "high"))
+                                   for r in keys}}
+    for control, per_relation in summary.get("controls", {}).items():
+        series[control] = {r: tuple(per_relation[r]["control"]) for r in keys if r in per_relation}
     path = figures.interval_bars_figure(os.path.join(out, f"generalization_relations_{set_name}.png"), series,
-                                        title=f"Generalization by relation ({set_name})", ylabel="normalised score")
+                                        title=f"Generalization by relation, with controls ({set_name})",
+                                        ylabel="normalised score (reliable targets)")
     lines += [_figure(path), ""]
     lines += _asymmetry_lines(summary["asymmetry"], set_name, out)
-    for source, per_target in summary["extra_sources"].items():
-        mean = np.nanmean([v[0] for t, v in per_target.items() if t in reliable] or [np.nan])
-        lines += [f"Transfer of the **{source}** map (mean over reliable targets {number(mean)}):", ""]
-        lines += table(["target", f"s({source} → target) [95% CI]"],
-                       [[t if t in reliable else f"{t} †", interval(v)] for t, v in per_target.items()])
+    rows = [[source, interval(entry["pooled"]["score"]), entry["pooled"]["targets"], interval(entry["margin_all"])]
+            for source, entry in summary["extra_sources"].items()]
+    if rows:
+        lines += ["Other sources of maps on every target (consensus maps and controls; score pooled over reliable "
+                  "targets as Σ m(source→B) / Σ m(B→B), margin averaged over all targets):", ""]
+        lines += table(["source", "s(source → B) [95% CI]", "reliable targets", "margin, all targets [95% CI]"],
+                       rows)
     return lines
+
+
+def _controls_lines(summary: Mapping[str, Any]) -> list[str]:
+    controls = summary.get("controls", {})
+    if not controls:
+        return []
+    lines = ["Controls on the same images and targets (reliable targets): s(control→B) pooled over each "
+             "relation's pairs, and Δ = s(A→B) − s(control→B); other models' LRP maps **beat** a control when Δ's "
+             "interval lies above 0.", ""]
+    rows = []
+    for control, per_relation in controls.items():
+        for relation, entry in per_relation.items():
+            if entry["pairs"]:
+                rows.append([relation, control, interval(entry["control"]), interval(entry["difference"]),
+                             "**yes**" if entry["beats"] else "no"])
+    rows.sort(key=lambda row: row[0])
+    return lines + table(["relation", "control", "s(control → B) [95% CI]", "Δ [95% CI]", "beaten"], rows)
 
 
 def _triple(entry: Mapping[str, float] | None) -> str:
@@ -197,25 +236,30 @@ def _asymmetry_lines(families: Sequence[Mapping[str, Any]], set_name: str, out: 
         return []
     lines = ["Asymmetry index s(A→B) − s(B→A) over pairs of reliable models (family: mean over its ordered pairs, "
              "sign-flip test over images on the mean with the denominators held fixed; then each pair of equal "
-             "seeds):", ""]
+             "seeds). p comes with its permutations; stars only where the permutations allow p ten times below "
+             "0.05:", ""]
     rows, points = [], []
     for family in families:
         if not family["pairs"]:
             rows.append([f"**{family['name']}**", "no pair of reliable models", "—"])
             continue
         triple = [family["index"], family["low"], family["high"]]
-        rows.append([f"**{family['name']}** ({family['pairs']} pairs)", interval(triple), p_value(family["p_value"])])
-        points.append((family["name"], *triple, family["p_value"]))
+        rows.append([f"**{family['name']}** ({family['pairs']} pairs)", interval(triple), _p_of(family)])
+        points.append((family["name"], *triple, family["p_value"] if family["significant"] else 1.0))
         for pair in family["by_pair"]:
             triple = [pair["index"], pair["low"], pair["high"]]
-            rows.append([f"{pair['a']} vs {pair['b']}", interval(triple), p_value(pair["p_value"])])
-            points.append((f"  {pair['a']} vs {pair['b']}", *triple, pair["p_value"]))
+            rows.append([f"{pair['a']} vs {pair['b']}", interval(triple), _p_of(pair)])
+            points.append((f"  {pair['a']} vs {pair['b']}", *triple, pair["p_value"] if pair["significant"] else 1.0))
     lines += table(["A vs B", "index [95% CI]", "p"], rows)
     if points:
         path = figures.asymmetry_figure(os.path.join(out, f"asymmetry_{set_name}.png"), points,
                                         title=f"Asymmetry of generalization ({set_name})")
         lines += [_figure(path), ""]
     return lines
+
+
+def _p_of(entry: Mapping[str, Any]) -> str:
+    return p_value(entry["p_value"], entry.get("permutations"), entry.get("resolution"), entry.get("significant"))
 
 
 def similarity_section(results: Mapping[str, Any], out: str) -> list[str]:
@@ -238,7 +282,53 @@ def similarity_section(results: Mapping[str, Any], out: str) -> list[str]:
     matrix = figures.matrix_figure(os.path.join(out, "similarity_spearman.png"), stage.arrays["spearman"],
                                    rows=summary["names"], title="Spearman ρ of the maps", vmin=-1, vmax=1,
                                    cmap="RdYlBu_r", colorbar_label="ρ")
-    return lines + [_figure(path), "", _figure(matrix), ""]
+    return lines + [_figure(path), "", _figure(matrix), ""] + _similarity_controls_lines(summary)
+
+
+def _similarity_controls_lines(summary: Mapping[str, Any]) -> list[str]:
+    controls = summary.get("controls")
+    if not controls:
+        return []
+    lines = ["Controls: Spearman ρ of each control map with model B's map, against ρ of another model A's map "
+             "with B's (plain means over images and pairs); Δ = ρ(A, B) − ρ(control, B). Other models' maps are "
+             "**more alike than the control** when Δ's interval lies above 0.", ""]
+    rows = []
+    for relation in summary["relations"]["spearman"]:
+        for control, entry in controls.items():
+            item = entry["relations"].get(relation)
+            if item:
+                rows.append([relation, control, interval(item["models"]), interval(item["control"]),
+                             interval(item["difference"]), "**yes**" if item["beats"] else "no"])
+    return lines + table(["relation", "control", "ρ(A, B) [95% CI]", "ρ(control, B) [95% CI]", "Δ [95% CI]",
+                          "beaten"], rows)
+
+
+def mprt_section(results: Mapping[str, Any], out: str) -> list[str]:
+    """The model parameter randomisation test: per composite, similarity to the trained maps per step, the flag."""
+    if "mprt" not in results:
+        return []
+    stage = results["mprt"]
+    summary = stage.summary
+    layers, threshold = summary["layers"], summary["threshold"]
+    lines = ["## Model parameter randomisation test", "",
+             f"Each model's maps ({len(summary['models'])} models, first {summary['images']} images) after "
+             "re-initialising its layers cumulatively from the top (fc8, then fc7, ... down to conv1_1; Adebayo et "
+             "al. 2018), compared with the trained model's maps of the same images and classes: Spearman ρ of |maps| "
+             "and SSIM of the maps scaled to their maximum |h|. Maps that stay similar once every conv block is "
+             f"randomised (Spearman > {threshold}) do not depend on what the model learned (flagged).", ""]
+    rows, curves = [], {}
+    for composite, entry in summary["composites"].items():
+        after_fc = layers.index("fc6") if "fc6" in layers else 0
+        rows.append([composite, interval(entry["spearman"][after_fc]), interval(entry["spearman"][-1]),
+                     interval(entry["ssim"][-1]), entry.get("similar_until") or "—",
+                     "**flagged**" if entry["flagged"] else "no"])
+        curves[composite] = {m: tuple(stage.arrays[f"{composite}|{m}"]) for m in ("spearman", "ssim")}
+    lines += table(["composite", "Spearman, fc layers randomised [95% CI]", "Spearman, all layers [95% CI]",
+                    "SSIM, all layers [95% CI]", f"ρ > {threshold} down to", f"ρ > {threshold} after the conv blocks"],
+                   rows)
+    path = figures.mprt_figure(os.path.join(out, "mprt.png"), layers, curves, threshold=threshold,
+                               title="Cascading parameter randomisation")
+    return lines + [_figure(path), ""]
 
 
 def regions_section(results: Mapping[str, Any], out: str) -> list[str]:
@@ -318,6 +408,7 @@ def write_report(ctx: Any, sets: Mapping[str, Any], maps: Mapping[str, Any], res
     lines += masking_section(ctx, results, out)
     lines += generalization_section(ctx, results, out)
     lines += similarity_section(results, out)
+    lines += mprt_section(results, out)
     lines += regions_section(results, out)
     lines += human_section(results, out)
     path = os.path.join(out, "report.md")
