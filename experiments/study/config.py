@@ -41,7 +41,7 @@ from experiments.configfile import call_get_config
 KEYS = ("profile", "workdir", "grid", "data", "geometry", "image_sets", "relevance", "masking", "statistics",
         "asymmetry", "similarity", "regions", "human", "heatmaps")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-PROFILES = ("smoke", "full")
+PROFILES = ("smoke", "full", "planted")
 
 
 def profile_path(profile: str) -> str:

@@ -1,0 +1,227 @@
+r"""The planted profile's known answers, measured from a finished study's cached arrays.
+
+The planted models (``configs/grid_planted.py``, :mod:`experiments.planted`) have evidence we put there: task
+``eye`` (A) reads a mark on the left eye, ``mouth`` (B) one on the mouth, ``either`` (C) either mark. What a
+faithful pipeline must then measure, stated before measuring:
+
+1. **Regions.** Each task's positive relevance on its cue's region (A: eyes, B: mouth, C: eyes + mouth) is far
+   above the region's share of the image: the interval's lower end at least ``ENRICHMENT`` (10) times the area
+   share (the marks cover well under 1 % of the image).
+2. **Own maps beat random.** Each model's own margin AUC_random − AUC_MoRF (probability) has its interval above 0.
+3. **Same task, other seed: s(A_i → A_j) near 1.** Every seed finds the same mark, so masking by another
+   seed's map removes the cue as early as the model's own.
+4. **Other cue: s(A → B) near 0** (and B → A). A's maps rank the eye first; B's evidence is on the mouth, which
+   A's order reaches no earlier than random order does (A's label is independent of B's cue).
+5. **Either cue: s(C → A) − s(A → C) > 0.** C's maps cover both marks, so they remove A's cue as early as A's
+   own (s(C → A) near 1). A's maps remove only the eye mark; C still sees the mouth's and keeps its class until
+   the mouth is masked, which A's order reaches at a random time. If C keeps its class until both marks are
+   masked (an OR read-out), random order loses the class when the later of two uniform times comes
+   (mean 2/3), A's order when the mouth's comes (mean 1/2), C's own order at once, so s(A → C) ≈ (2/3 − 1/2) /
+   (2/3) = 1/4: the asymmetry s(C → A) − s(A → C) ≈ 3/4, the same for B. A soft read-out (each mark adding
+   evidence) moves s(A → C) up, but not to s(C → A).
+
+"Near x" is an equivalence test on the 95 % bootstrap interval (images resampled): the interval lies within
+``[x − DELTA, x + DELTA]``, DELTA = 0.25 (a quarter of the way from random order to the model's own maps).
+Group means are over the ordered pairs of models in the relation, with the bootstrap replicates shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from experiments.study.cache import load_arrays
+from lrpjax import analysis
+from lrpjax.analysis import stats
+
+DELTA = 0.25
+ENRICHMENT = 10.0
+CUE_REGIONS = {"eye": ("eyes",), "mouth": ("mouth",), "either": ("eyes", "mouth")}
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class Answer(NamedTuple):
+    """One known answer: what is measured, the expectation, the measured value and whether it is met."""
+
+    quantity: str
+    expected: str
+    measured: str
+    met: bool
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    with open(path) as handle:
+        return json.load(handle)["summary"]
+
+
+def load_cross(workdir: str, image_set: str) -> analysis.CrossAUCs:
+    """The :class:`lrpjax.analysis.CrossAUCs` of ``image_set`` from the study's ``masking_SET`` stage."""
+    stages = os.path.join(workdir, "stages")
+    summary = _read_json(os.path.join(stages, f"masking_{image_set}.json"))
+    parts = {f[:-4] for f in os.listdir(os.path.join(stages, f"masking_{image_set}")) if f.endswith(".npz")}
+    sources = tuple(summary["sources"])
+    targets = tuple(s for s in sources if s.replace("/", "_") in parts)
+    arrays = [load_arrays(os.path.join(stages, f"masking_{image_set}", f"{t.replace('/', '_')}.npz")) for t in targets]
+    cross = np.stack([a["cross"] for a in arrays], axis=1)
+    return analysis.CrossAUCs(sources, targets, cross, np.stack([a["random"] for a in arrays]),
+                              summary.get("metric", "probability"))
+
+
+def task_of(name: str) -> str:
+    """The task of a grid model name ``BASE/TASK/sN``."""
+    return name.split("/")[1]
+
+
+def pair_mean(scores: analysis.GeneralizationScores, pairs: Sequence[tuple[str, str]], confidence: float
+              ) -> list[float]:
+    """``[mean, low, high]`` of the scores over ``pairs`` (source, target), interval from the shared replicates."""
+    index = [(scores.sources.index(a), scores.targets.index(b)) for a, b in pairs]
+    values = np.array([scores.score[i, j] for i, j in index])
+    replicates = np.mean([scores.replicates[:, i, j] for i, j in index], axis=0)
+    low, high = stats.percentile_interval(replicates, confidence=confidence)
+    return [float(values.mean()), float(low), float(high)]
+
+
+def _text(values: Sequence[float]) -> str:
+    return f"{values[0]:.3f} [{values[1]:.3f}, {values[2]:.3f}]"
+
+
+def _near(values: Sequence[float], target: float) -> bool:
+    return bool(target - DELTA <= values[1] and values[2] <= target + DELTA)
+
+
+def generalization_answers(aucs: analysis.CrossAUCs, statistics: Mapping[str, Any], *, same_task: Sequence[str],
+                           other_cue: Sequence[tuple[str, str]], either: Sequence[str]) -> list[Answer]:
+    """Answers 2-5 on one image set: own margins of every target, s(A_i → A_j) for each task in ``same_task``,
+    s between the tasks of each ``other_cue`` pair, and the asymmetry of ``either`` against every other task."""
+    confidence = statistics["confidence"]
+    scores = analysis.generalization_scores(aucs, n_boot=statistics["n_boot"], confidence=confidence,
+                                            seed=statistics["seed"])
+    weights = stats.bootstrap_weights(aucs.random.shape[-1], n_boot=statistics["n_boot"], seed=statistics["seed"])
+    out = []
+    for k, target in enumerate(aucs.targets):
+        margin = aucs.random[k] - aucs.cross[k, k]
+        low, high = stats.percentile_interval(weights @ margin, confidence=confidence)
+        values = [float(margin.mean()), float(low), float(high)]
+        out.append(Answer(f"own margin AUC_random − AUC_MoRF, {target}", "> 0", _text(values), values[1] > 0))
+    models = list(aucs.targets)
+    for task in same_task:
+        pairs = [(a, b) for a in models for b in models if a != b and task_of(a) == task_of(b) == task]
+        if pairs:
+            values = pair_mean(scores, pairs, confidence)
+            out.append(Answer(f"s({task}_i → {task}_j), other seed ({len(pairs)} pairs)", f"1 ± {DELTA}",
+                              _text(values), _near(values, 1.0)))
+    for first, second in other_cue:
+        for a_task, b_task in ((first, second), (second, first)):
+            pairs = [(a, b) for a in models for b in models if task_of(a) == a_task and task_of(b) == b_task]
+            if pairs:
+                values = pair_mean(scores, pairs, confidence)
+                out.append(Answer(f"s({a_task} → {b_task}) ({len(pairs)} pairs)", f"0 ± {DELTA}", _text(values),
+                                  _near(values, 0.0)))
+    for task in either:
+        for other in sorted({task_of(m) for m in models} - {task}):
+            forward = [(a, b) for a in models for b in models if task_of(a) == task and task_of(b) == other]
+            backward = [(b, a) for a, b in forward]
+            if not forward:
+                continue
+            there, back = pair_mean(scores, forward, confidence), pair_mean(scores, backward, confidence)
+            out.append(Answer(f"s({task} → {other})", f"1 ± {DELTA}", _text(there), _near(there, 1.0)))
+            out.append(Answer(f"s({other} → {task})", f"< s({task} → {other})", _text(back), back[0] < there[0]))
+            index = [(scores.sources.index(a), scores.targets.index(b)) for a, b in forward]
+            reverse = [(scores.sources.index(b), scores.targets.index(a)) for a, b in forward]
+            value = float(np.mean([scores.score[i, j] - scores.score[j2, i2] for (i, j), (j2, i2)
+                                   in zip(index, reverse)]))
+            replicates = np.mean([scores.replicates[:, i, j] - scores.replicates[:, j2, i2]
+                                  for (i, j), (j2, i2) in zip(index, reverse)], axis=0)
+            low, high = stats.percentile_interval(replicates, confidence=confidence)
+            values = [value, float(low), float(high)]
+            out.append(Answer(f"asymmetry s({task} → {other}) − s({other} → {task}) ({len(forward)} pairs)", "> 0",
+                              _text(values), values[1] > 0))
+    return out
+
+
+def region_answers(workdir: str, image_set: str, statistics: Mapping[str, Any]) -> list[Answer]:
+    """Answer 1: each task's share of positive relevance on its cue's region (seeds averaged per image) against
+    the region's area share."""
+    stages = os.path.join(workdir, "stages")
+    partitions = load_arrays(os.path.join(stages, f"images_{image_set}.npz"))["partitions"]
+    folder = os.path.join(stages, f"relevance_{image_set}")
+    heats = {f[:-4]: load_arrays(os.path.join(folder, f))["heat"][0] for f in sorted(os.listdir(folder))
+             if f.endswith(".npz")}
+    weights = stats.bootstrap_weights(partitions.shape[0], n_boot=statistics["n_boot"], seed=statistics["seed"])
+    areas = analysis.region_areas(partitions)
+    out = []
+    for task, regions in CUE_REGIONS.items():
+        chosen = [h for key, h in heats.items() if key.split("_")[1] == task]
+        if not chosen:
+            continue
+        index = [analysis.SHARE_REGIONS.index(r) for r in regions]
+        share = np.mean([analysis.region_shares(h, partitions)[:, index].sum(axis=1) for h in chosen], axis=0)
+        area = float(areas[:, index].sum(axis=1).mean())
+        low, high = stats.percentile_interval(weights @ share, confidence=statistics["confidence"])
+        values = [float(share.mean()), float(low), float(high)]
+        out.append(Answer(f"share of relevance on {' + '.join(regions)}, {task} ({len(chosen)} models)",
+                          f"≥ {ENRICHMENT:.0f} × area {area:.4f} = {ENRICHMENT * area:.3f}", _text(values),
+                          values[1] >= ENRICHMENT * area))
+    return out
+
+
+def planted_answers(workdir: str, config: Mapping[str, Any]) -> list[Answer]:
+    """Every known answer of a finished planted study in ``workdir`` (its config: ``config``): the region shares on
+    the regions' image set, then answers 2-5 on each generalization set for the tasks shown it (s(A_i → A_j) for
+    tasks with two seeds or more, s between ``eye`` and ``mouth``, the asymmetry of ``either`` to each)."""
+    statistics = config["statistics"]
+    answers = region_answers(workdir, config["regions"]["image_set"], statistics)
+    for name, spec in config["image_sets"].items():
+        if not spec.get("generalization"):
+            continue
+        aucs = load_cross(workdir, name)
+        tasks = sorted({task_of(t) for t in aucs.targets})
+        cue_pairs = [("eye", "mouth")] if {"eye", "mouth"} <= set(tasks) else []
+        found = generalization_answers(aucs, statistics, same_task=tasks, other_cue=cue_pairs,
+                                       either=[t for t in tasks if t == "either"])
+        answers += [a._replace(quantity=f"{name}: {a.quantity}") for a in found]
+    return answers
+
+
+def answers_table(answers: Sequence[Answer]) -> list[str]:
+    """The known answers as a Markdown table with a closing count."""
+    lines = ["| quantity | expected | measured [95% CI] | met |", "|---|---|---|---|"]
+    lines += [f"| {a.quantity} | {a.expected} | {a.measured} | {'yes' if a.met else '**no**'} |" for a in answers]
+    return [*lines, "", f"Known answers met: {sum(a.met for a in answers)} of {len(answers)}.", ""]
+
+
+def run_planted(config: Mapping[str, Any], *, grid_spec: str, workdir: str | None = None,
+                log: Callable[[str], None] = _stderr) -> dict[str, Any]:
+    """The planted profile end to end: train the planted grid (``grid_spec``, into the study config's ``grid``;
+    finished models are skipped, so a second run only checks them), run the study, then measure the known
+    answers and append their table to the report.
+
+    Returns:
+      :func:`experiments.study.run_study`'s result with ``answers`` (:class:`Answer` list) and ``table``.
+    """
+    from experiments.grid import load_config as load_grid_config
+    from experiments.grid import run_grid
+    from experiments.study import run_study
+
+    run_grid(load_grid_config(grid_spec), config["grid"], log=log)
+    result = run_study(config, workdir=workdir, log=log)
+    answers = planted_answers(workdir or config["workdir"], config)
+    table = answers_table(answers)
+    with open(result["report"], "a") as handle:
+        handle.write("\n".join(["", "## Known answers", "", _INTRO, "", *table]))
+    return {**result, "answers": answers, "table": "\n".join(table)}
+
+
+_INTRO = ("The planted cues decide each task, so these numbers are known before measuring "
+          "(`experiments/known_answers.py` states each prediction and why). \"Near x\": the 95% bootstrap interval "
+          f"lies within x ± {DELTA}; region shares: the interval's lower end at least {ENRICHMENT:.0f}× the "
+          "region's area share.")
