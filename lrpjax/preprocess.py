@@ -123,6 +123,29 @@ def zbox_bounds(metadata: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[f
     return low, high
 
 
+def pixel_std_to_input(std: float | Sequence[float], metadata: Mapping[str, Any]) -> np.ndarray:
+    r"""A standard deviation in [0, 1] pixel units as per-channel ``[C]`` input units of a checkpoint.
+
+    Pixels :math:`u \in [0, 1]` reach the network as :math:`x_c = (b + u (w - b) - \mu_c) / s_c`
+    (``pixel_range`` :math:`[b, w]`, ``mean`` :math:`\mu`, ``std`` :math:`s`), so a std :math:`\sigma` of
+    :math:`u` is :math:`\sigma (w - b) / s_c` in input units (e.g. ROAD's noise, 0.01).
+
+    >>> pixel_std_to_input(0.01, TORCHVISION).round(4).tolist()
+    [0.0437, 0.0446, 0.0444]
+
+    Raises:
+      ValueError: a negative std, one of the wrong length, or invalid preprocessing metadata.
+    """
+    spec = validate_preprocessing(metadata)
+    value = np.asarray(std, np.float64)
+    if value.ndim == 0:
+        value = np.full(3, float(value))
+    if value.shape != (3,) or not np.all(np.isfinite(value)) or np.any(value < 0):
+        raise ValueError(f"std={np.asarray(std).tolist()!r} must be a non-negative number or one per channel (3)")
+    black, white = spec["pixel_range"]
+    return value * (white - black) / np.asarray(spec["std"], np.float64)
+
+
 def preprocess(images: Any, metadata: Mapping[str, Any]) -> jax.Array:
     """Resize, centre-crop, scale and normalise RGB images for a network.
 

@@ -124,3 +124,88 @@ def test_bad_input(linear_models):
     with pytest.raises(ValueError, match=r"no metadata for model\(s\) \['c'\]"):
         G.group_scores(G.generalization_scores(linear_models, n_boot=10),
                        {"a": dict(pretraining=0, task=0, seed=0), "b": dict(pretraining=0, task=0, seed=1)})
+
+
+def test_ratio_of_means_bootstrap_known_answer():
+    """Per-image ratios average 5.5, the ratio of means is 1.5: the score is the latter, each replicate is the
+    ratio of the resampled means, and every interval contains its point estimate."""
+    random = np.full((1, 4), 1.0)
+    own = np.array([0.9, 0.0, 0.9, 0.0])  # own margins per image 0.1, 1.0, 0.1, 1.0 -> mean 0.55
+    other = np.array([0.0, 0.7, 0.0, 0.7])  # other margins per image 1.0, 0.3, 1.0, 0.3 -> mean 0.65
+    aucs = G.CrossAUCs(("t", "x"), ("t",), np.stack([own, other])[:, None, :], random, "probability")
+    scores = G.generalization_scores(aucs, n_boot=500, seed=0)
+    assert scores.score[1, 0] == pytest.approx(0.65 / 0.55, rel=1e-12)
+    assert np.mean((1 - other) / (1 - own)) == pytest.approx(5.15)  # the mean of ratios it must not be
+    np.testing.assert_allclose(scores.margin[:, 0], [0.55, 0.65], rtol=1e-12)
+    weights = G.stats.bootstrap_weights(4, n_boot=500, seed=0)
+    want = (weights @ (1 - other)) / (weights @ (1 - own))
+    np.testing.assert_allclose(scores.replicates[:, 1, 0], want, rtol=1e-12)
+    for estimate, low, high in ((scores.score, scores.low, scores.high),
+                                (scores.margin, scores.margin_low, scores.margin_high)):
+        assert np.all(low <= estimate) and np.all(estimate <= high)
+    assert scores.low[1, 0] < scores.score[1, 0] < scores.high[1, 0]
+
+
+def test_interval_contains_the_estimate_even_when_the_denominator_nears_zero():
+    rng = np.random.default_rng(5)
+    own = 0.8 + rng.normal(0, 0.05, 12)  # own margin about 0: a meaningless ratio
+    cross = np.stack([own, 0.5 + rng.normal(0, 0.05, 12)])[:, None, :]
+    scores = G.generalization_scores(G.CrossAUCs(("t", "x"), ("t",), cross, np.full((1, 12), 0.8), "probability"),
+                                     n_boot=300, seed=1)
+    assert scores.low[1, 0] <= scores.score[1, 0] <= scores.high[1, 0]
+    assert not G.reliable_targets(scores)[0]
+
+
+def test_reliability_floor():
+    """Float32-noise margins (1e-8, with a tight interval above 0) are refused; a margin of 0.1 is reliable."""
+    rng = np.random.default_rng(0)
+    random = np.full((3, 30), 0.5)
+    own = np.stack([0.5 - 1.9e-8 + rng.normal(0, 1e-10, 30), 0.5 - 8.7e-7 + rng.normal(0, 1e-9, 30),
+                    0.4 + rng.normal(0, 0.01, 30)])
+    cross = np.full((3, 3, 30), 0.45)
+    cross[np.arange(3), np.arange(3)] = own
+    scores = G.generalization_scores(G.CrossAUCs(("a", "b", "c"), ("a", "b", "c"), cross, random, "probability"),
+                                     n_boot=200)
+    assert np.all(np.diag(scores.margin_low)[:2] > 0)  # what "interval above 0" used to count as reliable
+    assert G.reliable_targets(scores).tolist() == [False, False, True]
+    assert G.reliable_targets(scores, floor=0.0).tolist() == [True, True, True]
+    assert G.RELIABILITY_FLOOR == 0.01
+    with pytest.raises(ValueError, match="floor=-1 must be"):
+        G.reliable_targets(scores, floor=-1)
+
+
+def test_relation_is_a_ratio_of_means_and_controls_compare_on_the_same_targets():
+    metadata = {"a0": dict(pretraining="p", task="g", seed=0), "a1": dict(pretraining="p", task="g", seed=1)}
+    random = np.full((2, 6), 1.0)
+    cross = np.empty((3, 2, 6))  # sources a0, a1, control
+    cross[0, 0], cross[1, 1] = 0.9, 0.5  # own margins 0.1 and 0.5
+    cross[1, 0], cross[0, 1] = 0.95, 0.8  # margins a1->a0 0.05, a0->a1 0.2
+    cross[2] = 0.99  # the control's margin 0.01 on both
+    scores = G.generalization_scores(G.CrossAUCs(("a0", "a1", "c"), ("a0", "a1"), cross, random, "probability"),
+                                     n_boot=50)
+    group = G.group_scores(scores, metadata)["other seed"]
+    assert group["mean"] == pytest.approx((0.05 + 0.2) / (0.1 + 0.5), rel=1e-9)  # not (0.5 + 0.4) / 2
+    assert group["margin"][0] == pytest.approx(0.125) and group["pairs"] == 2 and group["targets"] == 2
+    only = G.group_scores(scores, metadata, targets=["a1"])["other seed"]
+    assert only["mean"] == pytest.approx(0.4) and only["pairs"] == 1
+    versus = G.control_comparison(scores, metadata, "c")["other seed"]
+    assert versus["control"][0] == pytest.approx(0.02 / 0.6, rel=1e-9)
+    assert versus["difference"][0] == pytest.approx((0.25 - 0.02) / 0.6, rel=1e-9) and versus["beats"]
+    with pytest.raises(ValueError, match="control='nope' is not a source"):
+        G.control_comparison(scores, metadata, "nope")
+    with pytest.raises(ValueError, match=r"targets \['z'\] are not target models"):
+        G.group_scores(scores, metadata, targets=["z"])
+
+
+def test_sign_flip_test_respects_its_resolution():
+    exact = G.stats.sign_flip_test(np.array([1.0, 2.0, 3.0, 4.0]), n_perm=1000, seed=0)
+    assert exact.exact and exact.permutations == 16 and exact.p_value == pytest.approx(2 / 16)
+    coarse = G.stats.sign_flip_test(np.arange(1.0, 41.0), n_perm=20, seed=0)
+    assert coarse.p_value == pytest.approx(1 / 21) and coarse.resolution == pytest.approx(1 / 21)
+    assert not coarse.significant(0.05)  # the smallest p twenty permutations allow is no evidence
+    fine = G.stats.sign_flip_test(np.arange(1.0, 41.0), n_perm=999, seed=0)
+    assert fine.p_value == pytest.approx(1 / 1000) and fine.significant(0.05)
+    null = G.stats.sign_flip_test(np.random.default_rng(0).normal(size=40), n_perm=999, seed=0)
+    assert null.p_value > 0.05 and not null.significant()
+    with pytest.raises(ValueError, match="n_perm=0 must be"):
+        G.stats.sign_flip_test(np.ones(3), n_perm=0, seed=0)

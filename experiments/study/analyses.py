@@ -6,26 +6,27 @@ and pair), written ``[mean, low, high]``.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from lrpjax import analysis
-from lrpjax.analysis import grouping, stats
+from lrpjax.analysis import stats
 
 
 def mean_interval(values: np.ndarray, weights: np.ndarray, confidence: float) -> list[float]:
     """``[mean, low, high]`` of ``values`` ``[N]`` over images, the interval from bootstrap ``weights`` ``[K, N]``
-    (NaN values, e.g. a map without relevance, are left out)."""
+    (NaN values, e.g. a map without relevance, are left out; the interval contains the mean,
+    :func:`lrpjax.analysis.stats.bootstrap_interval`)."""
     values = np.asarray(values, np.float64)
     finite = np.isfinite(values)
     if not finite.any():
         return [float("nan")] * 3
     w = weights[:, finite] / np.maximum(weights[:, finite].sum(axis=1, keepdims=True), 1e-12)
-    low, high = stats.percentile_interval(w @ values[finite], confidence=confidence)
-    return [float(values[finite].mean()), float(low), float(high)]
+    mean = values[finite].mean()
+    low, high = stats.bootstrap_interval(mean, w @ values[finite], confidence=confidence)
+    return [float(mean), float(low), float(high)]
 
 
 def masking_summary(curves: Mapping[str, np.ndarray], fractions: Sequence[float], *, metric: str,
@@ -67,60 +68,57 @@ def family_pairs(names: Sequence[str], metadata: Mapping[str, Mapping[str, Any]]
             and all(metadata[a][k] == metadata[b][k] for k in family.get("same", ()))]
 
 
-def _pair_differences(aucs: analysis.CrossAUCs, a: str, b: str) -> np.ndarray:
-    """Per-image terms whose mean is the asymmetry index of ``(a, b)`` (as :func:`lrpjax.analysis.asymmetry`)."""
-    i, j = aucs.targets.index(a), aucs.targets.index(b)
-    own = (aucs.random - aucs.cross[np.arange(len(aucs.targets)), np.arange(len(aucs.targets))]).mean(axis=1)
-    return (aucs.random[j] - aucs.cross[i, j]) / own[j] - (aucs.random[i] - aucs.cross[j, i]) / own[i]
-
-
 def family_asymmetry(aucs: analysis.CrossAUCs, scores: analysis.GeneralizationScores,
                      pairs: Sequence[tuple[str, str]], statistics: Mapping[str, Any]) -> dict[str, Any]:
     """Mean asymmetry index over a family's pairs, its bootstrap interval (the shared replicates) and a sign-flip
-    p-value on the per-image index averaged over the pairs, plus each pair of equal seeds on its own."""
+    test on the per-image index averaged over the pairs (:func:`lrpjax.analysis.stats.sign_flip_test`: p with
+    the number of permutations and its resolution)."""
     index = [(aucs.targets.index(a), aucs.targets.index(b)) for a, b in pairs]
-    values = np.array([scores.score[i, j] - scores.score[j, i] for i, j in index])
-    replicates = np.nanmean([scores.replicates[:, i, j] - scores.replicates[:, j, i] for i, j in index], axis=0)
-    low, high = stats.percentile_interval(replicates, confidence=statistics["confidence"])
-    differences = np.mean([_pair_differences(aucs, a, b) for a, b in pairs], axis=0)
-    p_value = stats.sign_flip_p_value(differences, n_perm=statistics["n_perm"], seed=statistics["seed"])
-    return {"index": float(np.nanmean(values)), "low": float(low), "high": float(high), "p_value": p_value,
-            "pairs": len(pairs)}
+    value = np.mean([scores.score[i, j] - scores.score[j, i] for i, j in index])
+    replicates = scores.replicates
+    boot = np.mean([replicates[:, i, j] - replicates[:, j, i] for i, j in index], axis=0)
+    low, high = stats.bootstrap_interval(value, boot, confidence=statistics["confidence"])
+    differences = np.mean([analysis.asymmetry_differences(aucs, a, b) for a, b in pairs], axis=0)
+    test = stats.sign_flip_test(differences, n_perm=statistics["n_perm"], seed=statistics["seed"])
+    return {"index": float(value), "low": float(low), "high": float(high), **_test_entry(test), "pairs": len(pairs)}
 
 
-def own_margins(aucs: analysis.CrossAUCs, statistics: Mapping[str, Any]) -> dict[str, list[float]]:
-    """Per target, ``AUC_random - AUC_MoRF(own maps)`` (the score's denominator) as ``[mean, low, high]``: where
-    the interval reaches 0, the target's own maps do not beat random order and its scores are unstable ratios."""
-    weights = stats.bootstrap_weights(aucs.random.shape[-1], n_boot=statistics["n_boot"], seed=statistics["seed"])
-    own = aucs.cross[np.arange(len(aucs.targets)), np.arange(len(aucs.targets))]
-    return {t: mean_interval(aucs.random[k] - own[k], weights, statistics["confidence"])
-            for k, t in enumerate(aucs.targets)}
+def _test_entry(test: stats.PermutationTest) -> dict[str, Any]:
+    return {"p_value": test.p_value, "permutations": test.permutations, "resolution": test.resolution,
+            "exact": test.exact, "significant": test.significant(0.05)}
+
+
+def reliability_floor(statistics: Mapping[str, Any]) -> float:
+    """The own-margin floor a reliable target's interval must clear (``statistics.reliability_floor``, default
+    :data:`lrpjax.analysis.RELIABILITY_FLOOR`)."""
+    return float(statistics.get("reliability_floor", analysis.RELIABILITY_FLOOR))
+
+
+def _triple(estimate: np.ndarray, low: np.ndarray, high: np.ndarray, s: int, t: int) -> list[float]:
+    return [float(estimate[s, t]), float(low[s, t]), float(high[s, t])]
 
 
 def generalization_summary(aucs: analysis.CrossAUCs, metadata: Mapping[str, Mapping[str, Any]], *,
-                           families: Sequence[Mapping[str, Any]], statistics: Mapping[str, Any]
-                           ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Normalised scores of every (source, target), their means per relation (over every target, and over the
-    *reliable* targets, whose own maps beat random order: :func:`own_margins` above 0), the asymmetry families
-    (pairs of reliable models) and the consensus maps' transfer to each model.
+                           families: Sequence[Mapping[str, Any]], statistics: Mapping[str, Any],
+                           controls: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Margins and normalised scores of every (source, target); per relation, the score (a ratio of means over
+    the *reliable* targets, :func:`lrpjax.analysis.reliable_targets`) and the margin (every target); each
+    control's score on the same targets and whether other models' maps beat it; the asymmetry families (pairs of
+    reliable models); and the transfer of every extra source (consensus maps, controls) to each target.
 
     Returns:
-      ``(summary, arrays)``; arrays ``score``, ``low``, ``high`` ``[S, T]``.
+      ``(summary, arrays)``; arrays ``score``, ``low``, ``high``, ``margin``, ``margin_low``, ``margin_high``
+      ``[S, T]``.
     """
-    boot = {k: statistics[k] for k in ("n_boot", "confidence", "seed")}
-    scores = analysis.generalization_scores(aucs, **boot)
+    confidence = statistics["confidence"]
+    scores = analysis.generalization_scores(aucs, **{k: statistics[k] for k in ("n_boot", "confidence", "seed")})
     models = list(aucs.targets)
-    margins = own_margins(aucs, statistics)
-    reliable = [t for t in models if margins[t][1] > 0]
-    unreliable = np.array([t not in reliable for t in models])
-    masked = scores._replace(score=np.where(unreliable, np.nan, scores.score),
-                             replicates=np.where(unreliable, np.nan, scores.replicates))
-    with np.errstate(all="ignore"), warnings.catch_warnings():  # a relation without a reliable target: NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        groups = {"all": analysis.group_scores(scores, metadata, confidence=statistics["confidence"]),
-                  "reliable": analysis.group_scores(masked, metadata, confidence=statistics["confidence"])}
-    for relation, pairs in grouping.relation_groups(models, metadata, include_self=False).items():
-        groups["reliable"][relation]["pairs"] = sum(models[j] in reliable for _, j in pairs)
+    floor = reliability_floor(statistics)
+    reliable = [t for t, ok in zip(models, analysis.reliable_targets(scores, floor=floor)) if ok]
+    groups = {"reliable": analysis.group_scores(scores, metadata, targets=reliable, confidence=confidence),
+              "all": analysis.group_scores(scores, metadata, confidence=confidence)}
+    versus = {c: analysis.control_comparison(scores, metadata, c, targets=reliable, confidence=confidence)
+              for c in controls if c in aucs.sources}
     asymmetries = []
     for family in families:
         pairs = [(a, b) for a, b in family_pairs(models, metadata, family) if a in reliable and b in reliable]
@@ -130,18 +128,24 @@ def generalization_summary(aucs: analysis.CrossAUCs, metadata: Mapping[str, Mapp
         for a, b in pairs:
             if metadata[a]["seed"] == metadata[b]["seed"]:
                 result = analysis.asymmetry(aucs, a, b, n_boot=statistics["n_boot"], n_perm=statistics["n_perm"],
-                                            confidence=statistics["confidence"], seed=statistics["seed"])
-                entry["by_pair"].append({"a": a, "b": b, **result._asdict()})
+                                            confidence=confidence, seed=statistics["seed"])
+                test = stats.PermutationTest(result.p_value, result.permutations, result.resolution, False)
+                entry["by_pair"].append({"a": a, "b": b, **result._asdict(), "significant": test.significant(0.05)})
         if family_pairs(models, metadata, family):
             asymmetries.append(entry)
     extra = {}
     for s, source in enumerate(aucs.sources[len(models):], start=len(models)):
-        extra[source] = {t: [float(scores.score[s, k]), float(scores.low[s, k]), float(scores.high[s, k])]
-                         for k, t in enumerate(models)}
-    summary = {"sources": list(aucs.sources), "targets": models, "relations": groups, "asymmetry": asymmetries,
-               "own_margin": margins, "reliable": reliable, "extra_sources": extra,
-               "images": int(aucs.random.shape[-1])}
-    return summary, {"score": scores.score, "low": scores.low, "high": scores.high}
+        extra[source] = {"pooled": analysis.source_score(scores, source, targets=reliable, confidence=confidence),
+                         "margin_all": analysis.source_score(scores, source, confidence=confidence)["margin"],
+                         "by_target": {t: {"score": _triple(scores.score, scores.low, scores.high, s, k),
+                                           "margin": _triple(scores.margin, scores.margin_low, scores.margin_high,
+                                                             s, k)} for k, t in enumerate(models)}}
+    own = {t: _triple(scores.margin, scores.margin_low, scores.margin_high, k, k) for k, t in enumerate(models)}
+    summary = {"sources": list(aucs.sources), "targets": models, "relations": groups, "controls": versus,
+               "asymmetry": asymmetries, "own_margin": own, "reliable": reliable, "reliability_floor": floor,
+               "extra_sources": extra, "images": int(aucs.random.shape[-1])}
+    arrays = {k: getattr(scores, k) for k in ("score", "low", "high", "margin", "margin_low", "margin_high")}
+    return summary, arrays
 
 
 def similarity_summary(heats: Mapping[str, np.ndarray], metadata: Mapping[str, Mapping[str, Any]], *, top_k: float,

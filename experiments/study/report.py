@@ -33,12 +33,18 @@ def interval(values: Sequence[float], digits: int = 3) -> str:
     return f"{number(mean, digits)} [{number(low, digits)}, {number(high, digits)}]"
 
 
-def p_value(value: float) -> str:
-    """``0.012`` or ``< 0.001`` with significance stars."""
+def p_value(value: float, permutations: int | None = None, resolution: float | None = None,
+            significant: bool | None = None) -> str:
+    """A permutation p-value with its resolution: ``0.012 (999 perm.)``, ``≤ 0.001 (the smallest of 999 perm.)``,
+    ``0.25 (exact, 8 sign vectors)``; stars only where the test could be ``significant`` (fine enough)."""
     if value is None or not np.isfinite(value):
         return "—"
-    text = "< 0.001" if value < 0.001 else f"{value:.3f}"
-    return f"{text} {figures.p_stars(value)}".strip()
+    if resolution is not None and value <= resolution * (1 + 1e-9):
+        text = f"≤ {resolution:.2g} (the smallest {permutations} permutations allow)"
+    else:
+        text = f"{value:.3f}" + (f" ({permutations} perm.)" if permutations else "")
+    stars = figures.p_stars(value) if significant is None or significant else ""
+    return f"{text} {stars}".strip()
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -140,13 +146,21 @@ def masking_section(ctx: Any, results: Mapping[str, Any], out: str) -> list[str]
 
 
 def generalization_section(ctx: Any, results: Mapping[str, Any], out: str) -> list[str]:
-    """The generalization matrix, relation groups, asymmetries and the consensus transfer, per set."""
+    """The generalization matrix, relation groups with their controls, asymmetries and the extra sources."""
+    floor = None
+    for key, stage in results.items():
+        if key.startswith("generalization_"):
+            floor = stage.summary.get("reliability_floor")
     lines = ["## Cross-model generalization", "",
-             "s(A→B) = (AUC_random(B) − AUC_MoRF(B masked by A's maps)) / (AUC_random(B) − AUC_MoRF(B, own maps)): "
-             "1 when A's maps hurt B as much as B's own (the diagonal, by construction), 0 when no better than "
-             "random. The denominator is B's own margin over random order; where its interval reaches 0 (B's own "
-             "maps do not beat random, marked †) the ratio is unstable, so relations and asymmetries are also "
-             "given over the *reliable* targets only.", ""]
+             "Margin m(A→B) = AUC_random(B) − AUC_MoRF(B masked by A's maps), in AUC units of the predicted "
+             "class's probability: > 0 when A's maps find pixels B relies on better than random order. Normalised "
+             "score s(A→B) = m(A→B) / m(B→B): 1 when A's maps hurt B as much as B's own (the diagonal), 0 when no "
+             "better than random. The score is a ratio, meaningful only where its denominator is clear of 0: a "
+             f"target is **reliable** when the lower end of its own margin's interval exceeds {number(floor)} "
+             "(far above float32 noise; untrained models give own margins of 1e-8 to 1e-6). Scores of other "
+             "targets are not printed (†), relations and asymmetries count reliable targets only, and each "
+             "relation pools its pairs as a ratio of means, Σ m(A→B) / Σ m(B→B), with bootstrap intervals over "
+             "images (Efron & Tibshirani 1993) that contain their estimates.", ""]
     for key, stage in results.items():
         if key.startswith("generalization_"):
             lines += _generalization_set(key.removeprefix("generalization_"), stage, out)
@@ -155,37 +169,62 @@ def generalization_section(ctx: Any, results: Mapping[str, Any], out: str) -> li
 
 def _generalization_set(set_name: str, stage: Any, out: str) -> list[str]:
     summary = stage.summary
-    models, score, reliable = summary["targets"], stage.arrays["score"], set(summary["reliable"])
+    models, reliable = summary["targets"], set(summary["reliable"])
     marked = [m if m in reliable else f"{m} †" for m in models]
-    diagonal = np.diag(score[: len(models)])
+    score = np.where(np.isin(models, list(reliable))[None, :], stage.arrays["score"], np.nan)
+    diagonal = np.diag(stage.arrays["score"][: len(models)])
     lines = [f"### {set_name} ({summary['images']} images)", "",
-             f"Diagonal: {number(np.nanmin(diagonal))}–{number(np.nanmax(diagonal))} (must be 1). Reliable targets: "
-             f"{len(reliable)} of {len(models)}.", ""]
-    lines += table(["target", "own margin AUC_random − AUC_MoRF [95% CI]", "reliable"],
+             f"Diagonal: {number(np.nanmin(diagonal))}–{number(np.nanmax(diagonal))} (must be 1). **Own maps beat "
+             f"random order (reliable targets): {len(reliable)} of {len(models)}.**", ""]
+    lines += table(["target", "own margin m(B→B) [95% CI]", "reliable"],
                    [[m, interval(summary["own_margin"][m]), "yes" if m in reliable else "no †"] for m in models])
     path = figures.matrix_figure(os.path.join(out, f"generalization_{set_name}.png"), score,
                                  rows=summary["sources"], columns=marked, vmin=-0.5, vmax=1.5, cmap="RdYlBu_r",
                                  title=f"s(source → target) on {set_name}", colorbar_label="normalised score",
-                                 xlabel="target model († own maps do not beat random)", ylabel="source of maps")
+                                 xlabel="target model († not reliable: not scored)", ylabel="source of maps")
     lines += [_figure(path), ""]
     relations = summary["relations"]
-    keys = list(relations["all"])
-    lines += table(["relation", "mean s(A→B), all targets [95% CI]", "pairs", "reliable targets [95% CI]",
-                    "pairs"],
-                   [[r, _triple(relations["all"][r]), relations["all"][r]["pairs"],
-                     _triple(relations["reliable"][r]), relations["reliable"][r]["pairs"]] for r in keys])
-    series = {label: {r: tuple(relations[k][r][v] for v in ("mean", "low", "high")) for r in keys
-                      if r in relations[k]} for label, k in (("all targets", "all"), ("reliable targets", "reliable"))}
+    keys = list(relations["reliable"])
+    lines += table(["relation", "s(A→B), reliable targets [95% CI]", "pairs (targets)",
+                    "margin m(A→B), all targets [95% CI]", "pairs"],
+                   [[r, _triple(relations["reliable"][r]), f"{relations['reliable'][r]['pairs']} "
+                     f"({relations['reliable'][r]['targets']})", interval(relations["all"][r]["margin"]),
+                     relations["all"][r]["pairs"]] for r in keys])
+    lines += _controls_lines(summary)
+    series = {"reliable targets": {r: tuple(relations["reliable"][r][v] for v in ("mean", "low", "high"))
+                                   for r in keys}}
+    for control, per_relation in summary.get("controls", {}).items():
+        series[control] = {r: tuple(per_relation[r]["control"]) for r in keys if r in per_relation}
     path = figures.interval_bars_figure(os.path.join(out, f"generalization_relations_{set_name}.png"), series,
-                                        title=f"Generalization by relation ({set_name})", ylabel="normalised score")
+                                        title=f"Generalization by relation, with controls ({set_name})",
+                                        ylabel="normalised score (reliable targets)")
     lines += [_figure(path), ""]
     lines += _asymmetry_lines(summary["asymmetry"], set_name, out)
-    for source, per_target in summary["extra_sources"].items():
-        mean = np.nanmean([v[0] for t, v in per_target.items() if t in reliable] or [np.nan])
-        lines += [f"Transfer of the **{source}** map (mean over reliable targets {number(mean)}):", ""]
-        lines += table(["target", f"s({source} → target) [95% CI]"],
-                       [[t if t in reliable else f"{t} †", interval(v)] for t, v in per_target.items()])
+    rows = [[source, interval(entry["pooled"]["score"]), entry["pooled"]["targets"], interval(entry["margin_all"])]
+            for source, entry in summary["extra_sources"].items()]
+    if rows:
+        lines += ["Other sources of maps on every target (consensus maps and controls; score pooled over reliable "
+                  "targets as Σ m(source→B) / Σ m(B→B), margin averaged over all targets):", ""]
+        lines += table(["source", "s(source → B) [95% CI]", "reliable targets", "margin, all targets [95% CI]"],
+                       rows)
     return lines
+
+
+def _controls_lines(summary: Mapping[str, Any]) -> list[str]:
+    controls = summary.get("controls", {})
+    if not controls:
+        return []
+    lines = ["Controls on the same images and targets (reliable targets): s(control→B) pooled over each "
+             "relation's pairs, and Δ = s(A→B) − s(control→B); other models' LRP maps **beat** a control when Δ's "
+             "interval lies above 0.", ""]
+    rows = []
+    for control, per_relation in controls.items():
+        for relation, entry in per_relation.items():
+            if entry["pairs"]:
+                rows.append([relation, control, interval(entry["control"]), interval(entry["difference"]),
+                             "**yes**" if entry["beats"] else "no"])
+    rows.sort(key=lambda row: row[0])
+    return lines + table(["relation", "control", "s(control → B) [95% CI]", "Δ [95% CI]", "beaten"], rows)
 
 
 def _triple(entry: Mapping[str, float] | None) -> str:
@@ -197,25 +236,30 @@ def _asymmetry_lines(families: Sequence[Mapping[str, Any]], set_name: str, out: 
         return []
     lines = ["Asymmetry index s(A→B) − s(B→A) over pairs of reliable models (family: mean over its ordered pairs, "
              "sign-flip test over images on the mean with the denominators held fixed; then each pair of equal "
-             "seeds):", ""]
+             "seeds). p comes with its permutations; stars only where the permutations allow p ten times below "
+             "0.05:", ""]
     rows, points = [], []
     for family in families:
         if not family["pairs"]:
             rows.append([f"**{family['name']}**", "no pair of reliable models", "—"])
             continue
         triple = [family["index"], family["low"], family["high"]]
-        rows.append([f"**{family['name']}** ({family['pairs']} pairs)", interval(triple), p_value(family["p_value"])])
-        points.append((family["name"], *triple, family["p_value"]))
+        rows.append([f"**{family['name']}** ({family['pairs']} pairs)", interval(triple), _p_of(family)])
+        points.append((family["name"], *triple, family["p_value"] if family["significant"] else 1.0))
         for pair in family["by_pair"]:
             triple = [pair["index"], pair["low"], pair["high"]]
-            rows.append([f"{pair['a']} vs {pair['b']}", interval(triple), p_value(pair["p_value"])])
-            points.append((f"  {pair['a']} vs {pair['b']}", *triple, pair["p_value"]))
+            rows.append([f"{pair['a']} vs {pair['b']}", interval(triple), _p_of(pair)])
+            points.append((f"  {pair['a']} vs {pair['b']}", *triple, pair["p_value"] if pair["significant"] else 1.0))
     lines += table(["A vs B", "index [95% CI]", "p"], rows)
     if points:
         path = figures.asymmetry_figure(os.path.join(out, f"asymmetry_{set_name}.png"), points,
                                         title=f"Asymmetry of generalization ({set_name})")
         lines += [_figure(path), ""]
     return lines
+
+
+def _p_of(entry: Mapping[str, Any]) -> str:
+    return p_value(entry["p_value"], entry.get("permutations"), entry.get("resolution"), entry.get("significant"))
 
 
 def similarity_section(results: Mapping[str, Any], out: str) -> list[str]:

@@ -1,7 +1,8 @@
 """The study's analyses as a library: masking curves, cross-model generalization, map similarity, face regions
 and human similarity.
 
-Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and their AUC),
+Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and their AUC; fills incl. ROAD's noisy linear
+imputation, :mod:`~lrpjax.analysis.imputation`),
 :mod:`~lrpjax.analysis.generalization` (normalised A->B scores, relations, asymmetry),
 :mod:`~lrpjax.analysis.similarity` (correlation and top-k overlap of maps),
 :mod:`~lrpjax.analysis.regions` (landmark regions, relevance shares, consensus maps),
@@ -9,17 +10,23 @@ Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and th
 of model pairs) and :mod:`~lrpjax.analysis.stats` (numpy ranks, correlations, bootstrap, permutation tests).
 """
 
-from lrpjax.analysis import generalization, grouping, human, masking, regions, similarity, stats
+from lrpjax.analysis import generalization, grouping, human, imputation, masking, regions, similarity, stats
 from lrpjax.analysis.generalization import (
+    RELIABILITY_FLOOR,
     Asymmetry,
     CrossAUCs,
     GeneralizationScores,
     asymmetry,
+    asymmetry_differences,
     asymmetry_matrix,
+    control_comparison,
     cross_masking_aucs,
     generalization_scores,
     group_scores,
+    margins,
     normalized_scores,
+    reliable_targets,
+    source_score,
 )
 from lrpjax.analysis.grouping import RELATIONS, group_means, group_values, relation, relation_groups
 from lrpjax.analysis.human import (
@@ -40,6 +47,7 @@ from lrpjax.analysis.human import (
     triad_agreement,
     triads_from_rdm,
 )
+from lrpjax.analysis.imputation import road_imputation
 from lrpjax.analysis.masking import (
     FILLS,
     FRACTIONS,
@@ -79,13 +87,23 @@ from lrpjax.analysis.similarity import (
     top_k_iou,
     top_k_mask,
 )
-from lrpjax.analysis.stats import Interval, pearson, percentile_interval, rankdata, spearman
+from lrpjax.analysis.stats import (
+    Interval,
+    PermutationTest,
+    bootstrap_interval,
+    pearson,
+    percentile_interval,
+    rankdata,
+    sign_flip_test,
+    spearman,
+)
 
 __all__ = [
     "FILLS",
     "FRACTIONS",
     "ORDERS",
     "RELATIONS",
+    "RELIABILITY_FLOOR",
     "SHARE_REGIONS",
     "Asymmetry",
     "CrossAUCs",
@@ -94,16 +112,20 @@ __all__ = [
     "MaskingCurves",
     "MaskingResult",
     "NoiseCeiling",
+    "PermutationTest",
     "RSAResult",
     "Similarity",
     "TriadAgreement",
     "Triads",
     "align_rdm",
     "asymmetry",
+    "asymmetry_differences",
     "asymmetry_matrix",
     "auc",
+    "bootstrap_interval",
     "consensus_map",
     "consensus_masking",
+    "control_comparison",
     "cross_masking_aucs",
     "embedding_rdm",
     "face_partitions",
@@ -118,10 +140,12 @@ __all__ = [
     "grouping",
     "heatmap",
     "human",
+    "imputation",
     "layer_features",
     "load_landmarks",
     "load_regions",
     "map_correlation",
+    "margins",
     "mask_images",
     "mask_pixels",
     "masking",
@@ -143,13 +167,17 @@ __all__ = [
     "relation",
     "relation_groups",
     "relevance_masked_features",
+    "reliable_targets",
+    "road_imputation",
     "rsa",
     "rsa_test",
     "share_partition",
     "shares_by_group",
     "shares_by_model",
+    "sign_flip_test",
     "similarity",
     "similarity_matrix",
+    "source_score",
     "spearman",
     "stats",
     "summarize",

@@ -7,7 +7,10 @@ relevant first (LeRF) or in a seeded random order (the baseline); ties are broke
 MoRF and LeRF never favour a corner of the image. At fraction :math:`f` of :math:`U` units the first
 :math:`\mathrm{round}(f U)` units of the order are replaced by the fill: ``zero`` (0 in input space), ``mean``
 (a given per-channel data-set mean), ``blur`` (a Gaussian-blurred copy of the image) or ``noise``
-(``mean + noise_std * N(0, 1)``, seeded). The target model, a function ``logits_fn(images) -> logits``, sees
+(``mean + noise_std * N(0, 1)``, seeded) or ``road`` (ROAD's noisy linear imputation,
+:mod:`~lrpjax.analysis.imputation`: each masked pixel the weighted mean of its neighbours, solved jointly for the
+image's mask, plus ``noise_std * N(0, 1)``; it depends on the mask, so it is solved for every (fraction, image)
+inside the compiled step). The target model, a function ``logits_fn(images) -> logits``, sees
 every masked image; the curves hold, per fraction and image, the accuracy against the labels, the target
 logit and the target's softmax probability. A curve's area (trapezoid over the fractions) summarises it:
 MoRF falls fastest for a faithful map (low AUC), LeRF slowest (high AUC).
@@ -17,7 +20,8 @@ stays bounded whatever the number of fractions and images; the masking and ``log
 together once per shape.
 
 References: Samek et al. 2017, *Evaluating the visualization of what a deep neural network has learned*,
-https://arxiv.org/abs/1509.06321; Crawford et al. 2020.
+https://arxiv.org/abs/1509.06321; Crawford et al. 2020; Rong et al. 2022, *A Consistent and Efficient
+Evaluation Strategy for Attribution Methods*, ICML, https://arxiv.org/abs/2202.00449 (``road``).
 """
 
 from __future__ import annotations
@@ -30,12 +34,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lrpjax.analysis.imputation import noise_scale, road_imputation, road_noise, road_solve
+
 Array = jax.Array
 LogitsFn = Callable[[Array], Array]
 
 FRACTIONS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 ORDERS = ("morf", "lerf", "random")
-FILLS = ("zero", "mean", "blur", "noise")
+FILLS = ("zero", "mean", "blur", "noise", "road")
 RELEVANCE_MODES = ("positive", "absolute")
 METRICS = ("accuracy", "logit", "probability")
 
@@ -141,21 +147,33 @@ def _ranks(scores: Array, key: Array) -> Array:
     return jnp.argsort(sequence, axis=-1)
 
 
+NoiseStd = float | Sequence[float] | None
+
+
 def fill_values(images: Array, fill: str | Array, *, mean: Sequence[float] | None = None,
-                blur_sigma: float | None = None, noise_std: float = 1.0, seed: int = 0) -> Array:
+                blur_sigma: float | None = None, noise_std: NoiseStd = None, seed: int = 0) -> Array:
     r"""What masked pixels become, ``[B, H, W, C]``.
 
     ``zero``: 0. ``mean``: the per-channel ``mean`` (``[C]``, in input space). ``blur``: the image convolved with a
     Gaussian of ``blur_sigma`` pixels (default: the image side / 20), normalised at the borders,
     :math:`\tilde x = G_H\, x\, G_W^\top` with :math:`(G)_{ij} \propto \exp(-(i - j)^2 / 2\sigma^2)`, rows summing
-    to 1. ``noise``: ``mean`` (0 if not given) plus ``noise_std`` times standard normal noise from ``seed``.
-    An array broadcastable to the images is used as given.
+    to 1. ``noise``: ``mean`` (0 if not given) plus ``noise_std`` (a float or ``[C]``, default 1) times standard
+    normal noise from ``seed``. An array broadcastable to the images is used as given. ``road`` depends on the
+    mask: see :func:`mask_pixels`, :func:`masking_curves` and :func:`~lrpjax.analysis.imputation.road_imputation`.
     """
+    fills, road = _fills(images, fill, mean=mean, blur_sigma=blur_sigma, noise_std=noise_std, seed=seed)
+    if road:
+        raise ValueError("fill='road' depends on the mask: use mask_pixels, mask_images or masking_curves")
+    return fills
+
+
+def _fills(images, fill, *, mean, blur_sigma, noise_std, seed) -> tuple[Array, bool]:
+    """The fill array and whether it is ROAD's (then the array is the noise added to the imputation)."""
     images = jnp.asarray(images)
     if not isinstance(fill, str):
         fill = jnp.asarray(fill, images.dtype)
         try:
-            return jnp.broadcast_to(fill, images.shape)
+            return jnp.broadcast_to(fill, images.shape), False
         except ValueError:
             raise ValueError(f"fill array of shape {fill.shape} does not broadcast to images {images.shape}") from None
     if fill not in FILLS:
@@ -166,21 +184,25 @@ def fill_values(images: Array, fill: str | Array, *, mean: Sequence[float] | Non
         if mean.shape != (channels,):
             raise ValueError(f"mean must hold one value per channel ({channels}), got shape {mean.shape}")
     if fill == "zero":
-        return jnp.zeros_like(images)
+        return jnp.zeros_like(images), False
     if fill == "mean":
         if mean is None:
             raise ValueError("fill='mean' needs mean=[per-channel data-set mean] in input space")
-        return jnp.broadcast_to(mean, images.shape)
+        return jnp.broadcast_to(mean, images.shape), False
     if fill == "blur":
         sigma = images.shape[1] / 20 if blur_sigma is None else blur_sigma
         if not sigma > 0:
             raise ValueError(f"blur_sigma={blur_sigma!r} must be positive")
         rows, cols = (_gaussian_matrix(n, sigma, images.dtype) for n in images.shape[1:3])
-        return jnp.einsum("hi,bijc,wj->bhwc", rows, images, cols)
-    if not noise_std >= 0:
-        raise ValueError(f"noise_std={noise_std!r} must be non-negative")
+        return jnp.einsum("hi,bijc,wj->bhwc", rows, images, cols), False
+    if fill == "road":
+        if noise_std is None:
+            raise ValueError("fill='road' needs noise_std (input units; ROAD's 0.01 pixel std is "
+                             "lrpjax.preprocess.pixel_std_to_input(0.01, metadata)); pass 0 for none")
+        return road_noise(images, noise_std, seed), True
+    std = noise_scale(1.0 if noise_std is None else noise_std, channels, images.dtype)
     noise = jax.random.normal(jax.random.fold_in(jax.random.key(seed), 1), images.shape, images.dtype)
-    return (0 if mean is None else mean) + noise_std * noise
+    return (0 if mean is None else mean) + std * noise, False
 
 
 def _gaussian_matrix(n: int, sigma: float, dtype: Any) -> Array:
@@ -189,22 +211,24 @@ def _gaussian_matrix(n: int, sigma: float, dtype: Any) -> Array:
     return jnp.asarray(weights / weights.sum(axis=1, keepdims=True), dtype)
 
 
-@jax.jit
+@functools.partial(jax.jit, static_argnames="road")
 def _masked_items(images: Array, fills: Array, ranks: Array, unit_of_pixel: Array, counts: Array,
-                  image_index: Array, count_index: Array) -> Array:
-    """Masked image for every (image, fraction) item: pixels whose unit ranks below the count take the fill."""
+                  image_index: Array, count_index: Array, road: bool = False) -> Array:
+    """Masked image for every (image, fraction) item: pixels whose unit ranks below the count take the fill
+    (``road``: the item's imputation plus ``fills``, the noise)."""
     height, width = images.shape[1:3]
 
     def one(i, c):
-        masked = (ranks[i][unit_of_pixel] < counts[c]).reshape(height, width, 1)
-        return jnp.where(masked, fills[i], images[i])
+        masked = (ranks[i][unit_of_pixel] < counts[c]).reshape(height, width)
+        fill = road_solve(images[i], masked) + fills[i] if road else fills[i]
+        return jnp.where(masked[..., None], fill, images[i])
 
     return jax.vmap(one)(image_index, count_index)
 
 
 def mask_images(images: Array, relevance: Array | None, *, fraction: float, order: str = "morf",
                 fill: str | Array = "zero", patch_size: int = 1, relevance_mode: str = "positive",
-                mean: Sequence[float] | None = None, blur_sigma: float | None = None, noise_std: float = 1.0,
+                mean: Sequence[float] | None = None, blur_sigma: float | None = None, noise_std: NoiseStd = None,
                 seed: int = 0) -> Array:
     """``images`` with the first ``round(fraction * U)`` units of the ``order`` replaced by the fill.
 
@@ -218,20 +242,24 @@ def mask_images(images: Array, relevance: Array | None, *, fraction: float, orde
     images, relevance, _, _ = _check_inputs(images, relevance, None, None, [fraction], order)
     ranks, unit_of_pixel = masking_ranks(relevance, shape=images.shape[:3], order=order, patch_size=patch_size,
                                          relevance_mode=relevance_mode, seed=seed)
-    fills = fill_values(images, fill, mean=mean, blur_sigma=blur_sigma, noise_std=noise_std, seed=seed)
+    fills, road = _fills(images, fill, mean=mean, blur_sigma=blur_sigma, noise_std=noise_std, seed=seed)
     count = jnp.asarray([int(np.rint(fraction * ranks.shape[1]))])
     index = jnp.arange(images.shape[0])
-    return _masked_items(images, fills, ranks, jnp.asarray(unit_of_pixel), count, index, jnp.zeros_like(index))
+    return _masked_items(images, fills, ranks, jnp.asarray(unit_of_pixel), count, index, jnp.zeros_like(index),
+                         road=road)
 
 
 def mask_pixels(images: Array, mask: Array, *, fill: str | Array = "zero", mean: Sequence[float] | None = None,
-                blur_sigma: float | None = None, noise_std: float = 1.0, seed: int = 0) -> Array:
+                blur_sigma: float | None = None, noise_std: NoiseStd = None, seed: int = 0) -> Array:
     """``images`` with the pixels where ``mask`` (``[B, H, W]`` or ``[H, W]``, boolean) is true replaced by the fill."""
     images = jnp.asarray(images)
     mask = jnp.asarray(mask)
     if mask.dtype != jnp.bool_ or mask.shape not in (images.shape[:3], images.shape[1:3]):
         raise ValueError(f"mask must be boolean of shape {images.shape[:3]} or {images.shape[1:3]}, "
                          f"got {mask.dtype} {mask.shape}")
+    if isinstance(fill, str) and fill == "road":
+        _fills(images, fill, mean=mean, blur_sigma=blur_sigma, noise_std=noise_std, seed=seed)  # checks noise_std
+        return road_imputation(images, mask, noise_std=noise_std, seed=seed)
     fills = fill_values(images, fill, mean=mean, blur_sigma=blur_sigma, noise_std=noise_std, seed=seed)
     return jnp.where(mask[..., None], fills, images)
 
@@ -239,7 +267,7 @@ def mask_pixels(images: Array, mask: Array, *, fill: str | Array = "zero", mean:
 def masking_curves(logits_fn: LogitsFn, images: Array, relevance: Array | None, labels: Array, *,
                    targets: Array | None = None, order: str = "morf", fractions: Sequence[float] = FRACTIONS,
                    fill: str | Array = "zero", patch_size: int = 1, relevance_mode: str = "positive",
-                   mean: Sequence[float] | None = None, blur_sigma: float | None = None, noise_std: float = 1.0,
+                   mean: Sequence[float] | None = None, blur_sigma: float | None = None, noise_std: NoiseStd = None,
                    seed: int = 0, batch_size: int = 64, jit: bool = True) -> MaskingCurves:
     """Evaluate ``logits_fn`` on ``images`` masked in one ``order`` at every fraction.
 
@@ -268,7 +296,7 @@ def masking_curves(logits_fn: LogitsFn, images: Array, relevance: Array | None, 
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
     ranks, unit_of_pixel = masking_ranks(relevance, shape=images.shape[:3], order=order, patch_size=patch_size,
                                          relevance_mode=relevance_mode, seed=seed)
-    fills = fill_values(images, fill, mean=mean, blur_sigma=blur_sigma, noise_std=noise_std, seed=seed)
+    fills, road = _fills(images, fill, mean=mean, blur_sigma=blur_sigma, noise_std=noise_std, seed=seed)
     counts = jnp.asarray(np.rint(fractions * ranks.shape[1]).astype(np.int32))
     batch = images.shape[0]
     items = len(fractions) * batch
@@ -278,7 +306,7 @@ def masking_curves(logits_fn: LogitsFn, images: Array, relevance: Array | None, 
     image_index = np.resize(np.arange(batch), padded)
     count_index = np.repeat(np.arange(len(fractions)), batch)
     count_index = np.concatenate([count_index, np.zeros(padded - items, int)])
-    step = _evaluator(logits_fn) if jit else functools.partial(_evaluate_items, logits_fn)
+    step = _evaluator(logits_fn, road) if jit else functools.partial(_evaluate_items, logits_fn, road=road)
     outputs = [step(images, fills, ranks, jnp.asarray(unit_of_pixel), counts, labels, targets,
                     jnp.asarray(image_index[s:s + size]), jnp.asarray(count_index[s:s + size]))
                for s in range(0, padded, size)]
@@ -288,8 +316,9 @@ def masking_curves(logits_fn: LogitsFn, images: Array, relevance: Array | None, 
 
 
 def _evaluate_items(logits_fn, images, fills, ranks, unit_of_pixel, counts, labels, targets, image_index,
-                    count_index):
-    logits = logits_fn(_masked_items(images, fills, ranks, unit_of_pixel, counts, image_index, count_index))
+                    count_index, road=False):
+    logits = logits_fn(_masked_items(images, fills, ranks, unit_of_pixel, counts, image_index, count_index,
+                                     road=road))
     target = targets[image_index]
     accuracy = (jnp.argmax(logits, axis=-1) == labels[image_index]).astype(logits.dtype)
     logit = jnp.take_along_axis(logits, target[:, None], axis=-1)[:, 0]
@@ -298,10 +327,10 @@ def _evaluate_items(logits_fn, images, fills, ranks, unit_of_pixel, counts, labe
 
 
 @functools.lru_cache(maxsize=4)
-def _evaluator(logits_fn: LogitsFn):
+def _evaluator(logits_fn: LogitsFn, road: bool = False):
     """One jitted masking + evaluation step per ``logits_fn``; the last four are kept (repeated calls with the same
     function reuse the compilation, and at most four closures over model variables stay alive)."""
-    return jax.jit(functools.partial(_evaluate_items, logits_fn))
+    return jax.jit(functools.partial(_evaluate_items, logits_fn, road=road))
 
 
 def masking_analysis(logits_fn: LogitsFn, images: Array, relevance: Array, labels: Array, **options: Any
