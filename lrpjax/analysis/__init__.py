@@ -4,13 +4,24 @@ and human similarity.
 Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and their AUC; fills incl. ROAD's noisy linear
 imputation, :mod:`~lrpjax.analysis.imputation`),
 :mod:`~lrpjax.analysis.generalization` (normalised A->B scores, relations, asymmetry),
-:mod:`~lrpjax.analysis.similarity` (correlation and top-k overlap of maps),
+:mod:`~lrpjax.analysis.similarity` (correlation, top-k overlap and SSIM of maps),
+:mod:`~lrpjax.analysis.randomization` (cascading parameter randomisation, the MPRT),
 :mod:`~lrpjax.analysis.regions` (landmark regions, relevance shares, consensus maps),
 :mod:`~lrpjax.analysis.human` (RDMs, RSA, noise ceiling, triads), :mod:`~lrpjax.analysis.grouping` (relations
 of model pairs) and :mod:`~lrpjax.analysis.stats` (numpy ranks, correlations, bootstrap, permutation tests).
 """
 
-from lrpjax.analysis import generalization, grouping, human, imputation, masking, regions, similarity, stats
+from lrpjax.analysis import (
+    generalization,
+    grouping,
+    human,
+    imputation,
+    masking,
+    randomization,
+    regions,
+    similarity,
+    stats,
+)
 from lrpjax.analysis.generalization import (
     RELIABILITY_FLOOR,
     Asymmetry,
@@ -64,6 +75,7 @@ from lrpjax.analysis.masking import (
     masking_ranks,
     patch_units,
 )
+from lrpjax.analysis.randomization import MPRT, layer_order, mprt, randomize_layers
 from lrpjax.analysis.regions import (
     SHARE_REGIONS,
     consensus_map,
@@ -82,7 +94,9 @@ from lrpjax.analysis.similarity import (
     Similarity,
     group_similarity,
     map_correlation,
+    normalized_heatmaps,
     similarity_matrix,
+    ssim,
     summarize,
     top_k_iou,
     top_k_mask,
@@ -101,6 +115,7 @@ from lrpjax.analysis.stats import (
 __all__ = [
     "FILLS",
     "FRACTIONS",
+    "MPRT",
     "ORDERS",
     "RELATIONS",
     "RELIABILITY_FLOOR",
@@ -142,6 +157,7 @@ __all__ = [
     "human",
     "imputation",
     "layer_features",
+    "layer_order",
     "load_landmarks",
     "load_regions",
     "map_correlation",
@@ -152,11 +168,15 @@ __all__ = [
     "masking_analysis",
     "masking_curves",
     "masking_ranks",
+    "mprt",
     "noise_ceiling",
+    "normalized_heatmaps",
     "normalized_scores",
     "patch_units",
     "pearson",
     "percentile_interval",
+    "randomization",
+    "randomize_layers",
     "rankdata",
     "read_dissimilarity_csv",
     "read_triads_csv",
@@ -178,6 +198,7 @@ __all__ = [
     "similarity",
     "similarity_matrix",
     "source_score",
+    "ssim",
     "spearman",
     "stats",
     "summarize",

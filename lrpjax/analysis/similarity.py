@@ -1,4 +1,4 @@
-r"""How alike two models' relevance maps of the same images are: rank and linear correlation, top-k% overlap.
+r"""How alike two models' relevance maps of the same images are: rank and linear correlation, top-k% overlap, SSIM.
 
 Per image, the heatmaps :math:`h = \rho(\sum_c R_c)` (``signed``: :math:`\rho(t) = t`; ``positive``; ``absolute``)
 of two models are compared over their pixels; the per-image values are then summarised over images (mean, or
@@ -17,7 +17,7 @@ import numpy as np
 from lrpjax.analysis import grouping, stats
 from lrpjax.analysis.masking import heatmap, masking_ranks
 
-MEASURES = ("spearman", "pearson", "top_k_iou")
+MEASURES = ("spearman", "pearson", "top_k_iou", "ssim")
 SUMMARIES = ("mean", "fisher")
 
 
@@ -101,6 +101,73 @@ def top_k_iou(maps_a: Any, maps_b: Any, *, k: float = 0.1, relevance_mode: str =
         return (top_a & top_b).sum(axis=1) / (top_a | top_b).sum(axis=1)
 
 
+def normalized_heatmaps(maps: Any, *, percentile: float = 99.0) -> np.ndarray:
+    r"""Adebayo et al.'s normalisation of each map ``[N, H, W]``: the absolute heatmap :math:`h = |\sum_c R_c|`
+    mapped by :math:`\mathrm{clip}((h - \min h) / (P_{99}(h) - \min h), 0, 1)` (the 99th percentile to 1; a
+    constant map to 0).
+
+    Reference: Adebayo et al. 2018, *Sanity Checks for Saliency Maps*, NeurIPS (their ``VisualizeImageGrayscale``,
+    on lrpjax's channel-summed heatmap rather than the sum of absolute channels).
+    """
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile={percentile!r} must lie in (0, 100]")
+    heat = _flat_heatmaps(maps, "absolute")
+    low = heat.min(axis=1, keepdims=True)
+    span = np.percentile(heat, percentile, axis=1, keepdims=True) - low
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(span > 0, np.clip((heat - low) / span, 0, 1), 0.0)
+    return out.reshape(np.shape(maps)[:3])
+
+
+def _window_means(x: np.ndarray, size: int) -> np.ndarray:
+    """Means over every ``size x size`` window lying inside ``[N, H, W]`` images: ``[N, H - size + 1, ...]``."""
+    c = np.pad(np.cumsum(np.cumsum(x, axis=1), axis=2), ((0, 0), (1, 0), (1, 0)))
+    sums = c[:, size:, size:] - c[:, :-size, size:] - c[:, size:, :-size] + c[:, :-size, :-size]
+    return sums / size**2
+
+
+def ssim(maps_a: Any, maps_b: Any, *, win_size: int = 7, normalize: bool = True, data_range: float = 1.0,
+         k1: float = 0.01, k2: float = 0.03) -> np.ndarray:
+    r"""Per-image structural similarity ``[N]`` (Wang et al. 2004), as ``skimage.metrics.structural_similarity``
+    computes it with its defaults (uniform ``win_size`` window, sample covariances):
+
+    .. math::
+        \mathrm{SSIM} = \frac{1}{|P|} \sum_{p \in P}
+        \frac{(2 \mu_a \mu_b + C_1)(2 \sigma_{ab} + C_2)}{(\mu_a^2 + \mu_b^2 + C_1)(\sigma_a^2 + \sigma_b^2 + C_2)},
+        \quad C_1 = (k_1 L)^2,\ C_2 = (k_2 L)^2,
+
+    with window means :math:`\mu`, (co)variances :math:`\sigma` scaled by :math:`n / (n - 1)`, :math:`n` =
+    ``win_size``:sup:`2`, over the window positions :math:`P` lying inside the image, and ``data_range``
+    :math:`L`. ``normalize``: compare :func:`normalized_heatmaps` (then :math:`L = 1`), as Adebayo et al. do;
+    otherwise the channel-summed maps as given.
+
+    Reference: Wang, Bovik, Sheikh, Simoncelli 2004, *Image quality assessment: from error visibility to structural
+    similarity*, IEEE TIP 13(4).
+
+    >>> a = np.random.default_rng(0).random((2, 16, 16))
+    >>> ssim(a, a).round(6).tolist()
+    [1.0, 1.0]
+    """
+    _check_pair(maps_a, maps_b)
+    height, width = np.shape(maps_a)[1:3]
+    if isinstance(win_size, bool) or not isinstance(win_size, (int, np.integer)) or win_size < 3 \
+            or win_size % 2 == 0 or win_size > min(height, width):
+        raise ValueError(f"win_size={win_size!r} must be an odd integer in [3, {min(height, width)}]")
+    if normalize:
+        a, b = normalized_heatmaps(maps_a), normalized_heatmaps(maps_b)
+    else:
+        shape = np.shape(maps_a)[:3]
+        a, b = (_flat_heatmaps(m, "signed").reshape(shape) for m in (maps_a, maps_b))
+    covariance = win_size**2 / (win_size**2 - 1)
+    mu_a, mu_b = _window_means(a, win_size), _window_means(b, win_size)
+    var_a = covariance * (_window_means(a * a, win_size) - mu_a**2)
+    var_b = covariance * (_window_means(b * b, win_size) - mu_b**2)
+    cov = covariance * (_window_means(a * b, win_size) - mu_a * mu_b)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    index = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return index.mean(axis=(1, 2))
+
+
 def summarize(per_image: np.ndarray, *, summary: str = "mean", weights: np.ndarray | None = None) -> np.ndarray:
     r"""Summary over the last axis (images): the (weighted) mean, or the Fisher-z mean
     :math:`\tanh(\sum_i w_i \operatorname{artanh} r_i)` (correlations clipped to :math:`\pm(1 - 10^{-12})`).
@@ -123,7 +190,8 @@ def similarity_matrix(maps: Mapping[str, Any], *, measure: str = "spearman", sum
 
     Args:
       maps: model name -> maps ``[N, H, W(, C)]``, the same images in the same order for every model.
-      measure: ``spearman``, ``pearson`` (:func:`map_correlation`) or ``top_k_iou`` (:func:`top_k_iou`).
+      measure: ``spearman``, ``pearson`` (:func:`map_correlation`), ``top_k_iou`` (:func:`top_k_iou`) or ``ssim``
+        (:func:`ssim`).
       summary: over images, see :func:`summarize`.
       options: for the measure (``relevance_mode``; ``k`` and ``seed`` for ``top_k_iou``).
     """
@@ -131,6 +199,7 @@ def similarity_matrix(maps: Mapping[str, Any], *, measure: str = "spearman", sum
         "spearman": lambda a, b: map_correlation(a, b, method="spearman", **options),
         "pearson": lambda a, b: map_correlation(a, b, method="pearson", **options),
         "top_k_iou": lambda a, b: top_k_iou(a, b, **options),
+        "ssim": lambda a, b: ssim(a, b, **options),
     }
     if measure not in measures:
         raise ValueError(f"measure={measure!r} is unknown; choose one of {MEASURES}")

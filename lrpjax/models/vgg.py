@@ -82,6 +82,14 @@ def _scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
+def kernel_initializer(kind: str):
+    """The initialiser of a ``conv`` (He normal over the fan-out, torchvision's) or ``dense`` (N(0, 0.01^2)) kernel;
+    biases start at 0."""
+    if kind == "conv":
+        return nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+    return nn.initializers.normal(0.01)
+
+
 class Affine(nn.Module):
     """A conv or dense layer whose parameters live under its VGG name."""
 
@@ -91,13 +99,8 @@ class Affine(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if self.kind == "conv":
-            init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-            shape = (3, 3, x.shape[-1], self.features)
-        else:
-            init = nn.initializers.normal(0.01)
-            shape = (x.shape[-1], self.features)
-        kernel = self.param("kernel", init, shape, self.param_dtype)
+        shape = (3, 3, x.shape[-1], self.features) if self.kind == "conv" else (x.shape[-1], self.features)
+        kernel = self.param("kernel", kernel_initializer(self.kind), shape, self.param_dtype)
         bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
         kernel, bias = kernel.astype(x.dtype), bias.astype(x.dtype)
         return L.conv2d(x, kernel, bias) if self.kind == "conv" else L.dense(x, kernel, bias)
