@@ -11,7 +11,8 @@ models' predictions):
 - ``agreeing``: both marks of one colour, shown to every model (A, B and ``either``, C): the asymmetry of A → C
   against C → A, face-region shares (landmarks of the same crops), map similarity.
 
-``arg="test"``: the small version on ``grid_planted.py:test`` (32x32, fewer images, bootstrap replicates).
+``arg="test"``: the small version on ``grid_planted.py:test`` (32x32, 4 models, the ``agreeing`` set only, one
+composite, fewer images and bootstrap replicates).
 """
 
 from experiments.configs.study_smoke import get_config as smoke_config
@@ -38,12 +39,15 @@ def get_config(arg=None):
         "grid": grid,
         "data": {"data_dir": f"{grid}/tfds", "faces": faces, "manual_dir": None},
         "image_sets": {
-            "independent": {**folder("independent", "eye"), "models": ["eye", "mouth"]},
+            **({} if test else {"independent": {**folder("independent", "eye"), "models": ["eye", "mouth"]}}),
             "agreeing": {**folder("agreeing", "mark"), "models": "all",
                          "landmarks": f"{data}/agreeing/landmarks.csv"},
         },
-        "relevance": {"composites": ["epsilon_gamma_box", "epsilon_plus_flat"], "batch_size": 24 if test else 40},
-        "masking": {**smoke["masking"], "patch_size": 2 if test else 4},
+        "relevance": {"composites": ["epsilon_gamma_box"] + ([] if test else ["epsilon_plus_flat"]),
+                      "batch_size": 24 if test else 40},
+        # ROAD's noisy linear imputation; noise 0.01 in [0, 1] pixels = these input units under ImageNet's std
+        "masking": {**smoke["masking"], "patch_size": 2 if test else 4, "fill": "road",
+                    "noise_std": [0.0437, 0.0446, 0.0444]},
         "statistics": {"n_boot": 500 if test else 1000, "n_perm": 500 if test else 1000, "confidence": 0.95,
                        "seed": 0},
         "asymmetry": [
