@@ -3,6 +3,7 @@ landmarks): report and figures written, the generalization diagonal 1, a rerun l
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -70,9 +71,11 @@ def tiny_config(root):
                       "landmarks": str(root / "landmarks.csv")},
         },
         "relevance": {"composites": ["epsilon_gamma_box", "epsilon"], "batch_size": 8},
-        "masking": {"fractions": (0.0, 0.25, 0.5, 1.0), "patch_size": 8, "fill": "zero", "batch_size": 32,
-                    "seed": 0, "metric": "probability"},
-        "statistics": {"n_boot": 100, "n_perm": 99, "confidence": 0.9, "seed": 0},
+        "masking": {"fractions": (0.0, 0.25, 0.5, 1.0), "patch_size": 8, "fill": "road", "noise_std_pixels": 0.01,
+                    "batch_size": 32, "seed": 0, "metric": "probability"},
+        "statistics": {"n_boot": 100, "n_perm": 99, "confidence": 0.9, "seed": 0, "reliability_floor": 0.01},
+        "controls": {"smoothgrad_samples": 2, "ig_steps": 2, "seed": 0},
+        "mprt": {"image_set": "faces", "images": 3, "seed": 0},
         "asymmetry": [{"name": "vggface → imagenet", "a": {"pretraining": "vggface"},
                        "b": {"pretraining": "imagenet"}, "same": ["task"]}],
         "similarity": {"image_set": "faces", "top_k": 0.2},
@@ -92,15 +95,18 @@ def test_study_end_to_end_then_a_rerun_loads_every_stage(tmp_path, capsys):
     report = (workdir / "report.md").read_text()
     assert first["report"] == str(workdir / "report.md") and not first["loaded"]
     for heading in ("## Masking curves", "## Cross-model generalization", "## Map similarity", "## Face regions",
-                    "## Human similarity", "Synthetic data"):
-        assert heading in report
+                    "## Human similarity", "Synthetic data", "## Model parameter randomisation test",
+                    "| relation | control |", "reliable targets): "):
+        assert heading in report, heading
+    printed = re.findall(r"(-?\d+\.\d+) \[(-?\d+\.\d+), (-?\d+\.\d+)\]", report)
+    assert len(printed) > 50 and all(float(lo) <= float(v) <= float(hi) for v, lo, hi in printed)
     for name in ("heatmaps_faces_epsilon_gamma_box.png", "heatmaps_gender_test_epsilon.png", "masking_gender_test.png",
                  "generalization_faces.png", "generalization_relations_faces.png", "similarity_relations.png",
-                 "similarity_spearman.png", "region_shares.png", "rsa.png"):
+                 "similarity_spearman.png", "region_shares.png", "rsa.png", "mprt.png"):
         assert (workdir / name).stat().st_size > 1000, name
         assert f"({name})" in report
     score = np.load(workdir / "stages" / "generalization_faces.npz")["score"]
-    assert score.shape == (6, 4)  # four models + the two consensus maps as sources
+    assert score.shape == (13, 4)  # four models, the two consensus maps and seven controls as sources
     np.testing.assert_allclose(np.diag(score[:4]), 1.0, atol=1e-12)
     summary = json.loads((workdir / "stages" / "generalization_faces.json").read_text())["summary"]
     # random models' own maps may not beat random order: asymmetries are drawn for pairs of reliable models only
@@ -174,12 +180,23 @@ def test_generalization_summary_on_known_aucs():
     cross = np.full((4, 4), 0.5)
     cross[np.arange(4), np.arange(4)] = own
     cross[2, 0] = 0.3  # vggface/gender/s0's maps transfer to imagenet/gender/s0 better than the reverse
-    noise = rng.normal(0, 0.01, (4, 4, 30))
-    aucs = lrpjax.analysis.CrossAUCs(tuple(names), tuple(names), cross[..., None] + noise,
+    cross = np.concatenate([cross, np.full((1, 4), 0.58)])  # a control source: margin 0.02 on every target
+    noise = rng.normal(0, 0.01, (5, 4, 30))
+    aucs = lrpjax.analysis.CrossAUCs(tuple(names) + ("centre prior",), tuple(names), cross[..., None] + noise,
                                      np.full((4, 30), 0.6) + rng.normal(0, 0.01, (4, 30)), "probability")
-    statistics = {"n_boot": 200, "n_perm": 199, "confidence": 0.95, "seed": 0}
+    statistics = {"n_boot": 200, "n_perm": 1999, "confidence": 0.95, "seed": 0}
     family = {"name": "v→i", "a": {"pretraining": "vggface"}, "b": {"pretraining": "imagenet"}, "same": ["task"]}
-    summary, arrays = analyses.generalization_summary(aucs, metadata, families=[family], statistics=statistics)
+    summary, arrays = analyses.generalization_summary(aucs, metadata, families=[family], statistics=statistics,
+                                                      controls=["centre prior", "absent control"])
+    assert summary["reliability_floor"] == 0.01 and list(summary["controls"]) == ["centre prior"]
+    # other seed over imagenet/gender s0 <-> s1: s = (0.1 + 0.1) / (0.4 + 0.3); the control (0.02 + 0.02) / 0.7
+    versus = summary["controls"]["centre prior"]["other seed"]
+    assert abs(versus["control"][0] - 0.04 / 0.7) < 0.02 and versus["beats"]
+    assert abs(versus["difference"][0] - 0.16 / 0.7) < 0.03
+    pooled = summary["extra_sources"]["centre prior"]
+    assert pooled["pooled"]["targets"] == 3 and abs(pooled["pooled"]["score"][0] - 0.06 / 1.1) < 0.02
+    assert abs(pooled["margin_all"][0] - 0.02) < 0.005
+    assert np.all(arrays["margin_low"] <= arrays["margin"]) and np.all(arrays["margin"] <= arrays["margin_high"])
     np.testing.assert_allclose(np.diag(arrays["score"]), 1.0)
     assert summary["reliable"] == names[:3] and summary["own_margin"][names[3]][2] < 0
     assert summary["relations"]["reliable"]["other seed"]["pairs"] == 2  # imagenet/gender s0 <-> s1, both reliable
@@ -190,7 +207,9 @@ def test_generalization_summary_on_known_aucs():
     entry = summary["asymmetry"][0]
     assert entry["pairs"] == 2 and [(p["a"], p["b"]) for p in entry["by_pair"]] == [(names[2], names[0])]
     # s(v0 -> i0) = (0.6 - 0.3) / (0.6 - 0.2) = 0.75; s(i0 -> v0) = (0.6 - 0.5) / 0.4 = 0.25
-    assert abs(entry["by_pair"][0]["index"] - 0.5) < 0.03 and entry["by_pair"][0]["p_value"] < 0.01
+    pair = entry["by_pair"][0]
+    assert abs(pair["index"] - 0.5) < 0.03 and pair["p_value"] == pytest.approx(1 / 2000) and pair["significant"]
+    assert pair["permutations"] == 1999 and entry["significant"] and entry["resolution"] == pytest.approx(1 / 2000)
 
 
 def test_asymmetry_family_pairs_and_synthetic_raters():

@@ -17,7 +17,8 @@ Not run on this repository's machines (no converted weights, VGGFace2 or human d
 
 The two bases preprocess differently (torchvision: resize 256, crop 224; VGG-Face: resize 224, crop 224), so the
 study shows every model the same 224x224 crops of the 224-pixel resize (``geometry``), each normalised its own way.
-Masking is by 8x8 patches (784 units) at 14 fractions; relevance in batches of 64. The run time has not been
+Masking is by 8x8 patches (784 units) at 14 fractions with ROAD's noisy linear imputation (noise std 0.01 of
+the pixel range, mapped through each model's preprocessing); relevance in batches of 64. The run time has not been
 measured: the masking curves dominate, about 2.6 million masked forward passes of VGG-16 at 224x224 (each task
 set: 10 targets x (10 + 2 consensus sources + LeRF + random) x 14 fractions x 500 images; the London faces: 20
 targets x 24 x 14 x 102), so check the set-up with ``:quick`` first.
@@ -48,10 +49,10 @@ def get_config(arg=None):
         "relevance": {"composites": ["epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1"],
                       "batch_size": 64},
         "masking": {"fractions": (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-                    "patch_size": 8, "fill": "zero", "relevance_mode": "positive", "batch_size": 512, "seed": 0,
-                    "metric": "probability"},
-        "statistics": {"n_boot": 200 if quick else 2000, "n_perm": 200 if quick else 5000, "confidence": 0.95,
-                       "seed": 0},
+                    "patch_size": 8, "fill": "road", "noise_std_pixels": 0.01, "relevance_mode": "positive",
+                    "batch_size": 512, "seed": 0, "metric": "probability"},
+        "statistics": {"n_boot": 200 if quick else 2000, "n_perm": 999 if quick else 9999, "confidence": 0.95,
+                       "seed": 0, "reliability_floor": 0.01},
         "asymmetry": [
             {"name": "vggface → imagenet (same task)", "a": {"pretraining": "vggface"},
              "b": {"pretraining": "imagenet"}, "same": ["task"]},
@@ -63,4 +64,7 @@ def get_config(arg=None):
         "human": {"image_set": "faces", "mode": "csv", "rdm_csvs": ["data/human/rdm_*.csv"],
                   "triads_csv": "data/human/triads.csv", "seed": 0, "layer": "fc7", "keep": 0.25},
         "heatmaps": {"images": 8, "tile": 112},
+        "controls": {"centre_sigma": 0.25, "smoothgrad_samples": 20, "smoothgrad_noise": 0.1, "ig_steps": 20,
+                     "seed": 0},
+        "mprt": {"image_set": "faces", "images": 32, "threshold": 0.5, "seed": 0},
     }

@@ -11,7 +11,11 @@ Writes ``out/study_smoke/report.md`` with its figures. Image sets (64x64 crops, 
 - ``faces``: London neutral faces of the validation and test people (no model trained on them), shown to every
   model: cross-task generalization, map similarity, face regions (landmarks) and the human-similarity demo.
 
-Masking uses 4x4 patches (256 units), zero fill (the data-set mean after normalisation) and 9 fractions. No
+Masking uses 4x4 patches (256 units), ROAD's noisy linear imputation (noise std 0.01 in [0, 1] pixel units,
+mapped through each model's preprocessing; ``fill`` ``zero``, ``mean``, ``blur`` and ``noise`` stay available)
+and 9 fractions. Controls (centre prior, image gradient, mean map, LRP of a randomised copy, gradient x input,
+SmoothGrad, Integrated Gradients) are scored beside every relation, and the parameter randomisation test runs on
+16 faces. No
 human data ships with the project: the human-similarity section uses clearly labelled synthetic raters made
 from the face-identity stand-in base (``base:vggface``, no grid member) plus noise.
 """
@@ -39,9 +43,10 @@ def get_config(arg=None):
                       "generalization": True, "landmarks": f"{faces}/london/landmarks.csv"},
         },
         "relevance": {"composites": ["epsilon_gamma_box", "epsilon_plus_flat"], "batch_size": 16},
-        "masking": {"fractions": (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0), "patch_size": 4, "fill": "zero",
-                    "relevance_mode": "positive", "batch_size": 96, "seed": 0, "metric": "probability"},
-        "statistics": {"n_boot": 1000, "n_perm": 1000, "confidence": 0.95, "seed": 0},
+        "masking": {"fractions": (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0), "patch_size": 4, "fill": "road",
+                    "noise_std_pixels": 0.01, "relevance_mode": "positive", "batch_size": 96, "seed": 0,
+                    "metric": "probability"},
+        "statistics": {"n_boot": 1000, "n_perm": 9999, "confidence": 0.95, "seed": 0, "reliability_floor": 0.01},
         "asymmetry": [
             {"name": "vggface → imagenet (same task)", "a": {"pretraining": "vggface"},
              "b": {"pretraining": "imagenet"}, "same": ["task"]},
@@ -53,4 +58,7 @@ def get_config(arg=None):
         "human": {"image_set": "faces", "mode": "synthetic", "source": "base:vggface", "raters": 6, "noise": 1.0,
                   "triads_per_rater": 100, "seed": 0, "layer": "fc7", "keep": 0.25},
         "heatmaps": {"images": 6, "tile": 96},
+        "controls": {"centre_sigma": 0.25, "smoothgrad_samples": 20, "smoothgrad_noise": 0.1, "ig_steps": 20,
+                     "seed": 0},
+        "mprt": {"image_set": "faces", "images": 16, "threshold": 0.5, "seed": 0},
     }

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from lrpjax import analysis
-from lrpjax.analysis import stats
+from lrpjax.analysis import grouping, stats
 
 
 def mean_interval(values: np.ndarray, weights: np.ndarray, confidence: float) -> list[float]:
@@ -149,16 +149,85 @@ def generalization_summary(aucs: analysis.CrossAUCs, metadata: Mapping[str, Mapp
 
 
 def similarity_summary(heats: Mapping[str, np.ndarray], metadata: Mapping[str, Mapping[str, Any]], *, top_k: float,
-                       statistics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+                       statistics: Mapping[str, Any], controls: Mapping[str, Any] | None = None
+                       ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Spearman (signed maps, Fisher-z mean over images) and top-k IoU (positive relevance) of every pair of
-    models' maps, averaged per relation with bootstrap intervals."""
+    models' maps, averaged per relation with bootstrap intervals; with ``controls`` (name -> ``[N, H, W]``, or
+    name -> model -> ``[N, H, W]``), each control's Spearman with the models' maps and, per relation, whether
+    other models' maps are more alike than the control (:func:`similarity_controls`)."""
     boot = {k: statistics[k] for k in ("n_boot", "confidence", "seed")}
     spearman = analysis.similarity_matrix(heats, measure="spearman", summary="fisher")
     iou = analysis.similarity_matrix(heats, measure="top_k_iou", k=top_k, seed=statistics["seed"])
     summary = {"names": list(spearman.names), "top_k": top_k,
                "relations": {"spearman": analysis.group_similarity(spearman, metadata, **boot),
                              "top_k_iou": analysis.group_similarity(iou, metadata, **boot)}}
+    if controls:
+        summary["controls"] = similarity_controls(spearman, heats, controls, metadata, statistics)
     return summary, {"spearman": spearman.matrix, "top_k_iou": iou.matrix}
+
+
+def similarity_controls(spearman: analysis.Similarity, heats: Mapping[str, np.ndarray], controls: Mapping[str, Any],
+                        metadata: Mapping[str, Mapping[str, Any]], statistics: Mapping[str, Any]
+                        ) -> dict[str, dict[str, Any]]:
+    r"""Per control :math:`c`: :math:`\rho(c_B, h_B)`, the Spearman correlation of the control with each model
+    :math:`B`'s map (mean over images and models), and per relation with pairs :math:`P_r`,
+    :math:`\Delta_r = \overline{\rho(h_A, h_B) - \rho(c_B, h_B)}` (mean over pairs and images; plain means, not
+    Fisher-z, so the difference is linear in the images and bootstraps with them); other models' maps are more
+    alike than the control (``beats``) when :math:`\Delta_r`'s interval lies above 0."""
+    names = list(spearman.names)
+    weights = stats.bootstrap_weights(spearman.per_image.shape[-1], n_boot=statistics["n_boot"],
+                                      seed=statistics["seed"])
+    groups = grouping.relation_groups(names, metadata, include_self=False)
+    out = {}
+    for control, value in controls.items():
+        per_model = np.stack([analysis.map_correlation(value[m] if isinstance(value, Mapping) else value, heats[m])
+                              for m in names])  # [M, N]
+        entry = {"overall": mean_interval(np.nanmean(per_model, axis=0), weights, statistics["confidence"]),
+                 "relations": {}}
+        for relation, pairs in groups.items():
+            rows, cols = np.asarray(pairs).T
+            control_rho = per_model[cols].mean(axis=0)
+            difference = (spearman.per_image[rows, cols] - per_model[cols]).mean(axis=0)
+            delta = mean_interval(difference, weights, statistics["confidence"])
+            entry["relations"][relation] = {
+                "models": mean_interval(spearman.per_image[rows, cols].mean(axis=0), weights,
+                                        statistics["confidence"]),
+                "control": mean_interval(control_rho, weights, statistics["confidence"]),
+                "difference": delta, "beats": bool(delta[1] > 0), "pairs": len(pairs)}
+        out[control] = entry
+    return out
+
+
+def mprt_summary(per_model: Mapping[str, Mapping[str, np.ndarray]], composites: Sequence[str], *,
+                 statistics: Mapping[str, Any], threshold: float = 0.5) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Per composite and randomisation step, the mean Spearman and SSIM over models and images with bootstrap
+    intervals over images; ``flagged`` when the mean Spearman after every layer is randomised (the conv blocks
+    included) exceeds ``threshold``: the maps then do not depend on the learned parameters.
+
+    Args:
+      per_model: model -> :func:`experiments.study.compute.mprt_model` arrays.
+
+    Returns:
+      ``(summary, arrays)``; arrays ``COMPOSITE|MEASURE`` ``[3, L]`` (mean, low, high).
+    """
+    names = list(per_model)
+    layers = [str(v) for v in per_model[names[0]]["layers"]]
+    n = per_model[names[0]]["spearman"].shape[-1]
+    weights = stats.bootstrap_weights(n, n_boot=statistics["n_boot"], seed=statistics["seed"])
+    summary: dict[str, Any] = {"layers": layers, "models": names, "images": n, "threshold": threshold,
+                               "composites": {}}
+    arrays = {}
+    for c, composite in enumerate(composites):
+        entry = {}
+        for measure in ("spearman", "ssim"):
+            values = np.mean([per_model[m][measure][c] for m in names], axis=0)  # [L, N]
+            steps = [mean_interval(values[k], weights, statistics["confidence"]) for k in range(len(layers))]
+            arrays[f"{composite}|{measure}"] = np.array(steps).T
+            entry[measure] = steps
+            entry[f"{measure}_by_model"] = {m: float(np.nanmean(per_model[m][measure][c, -1])) for m in names}
+        entry["flagged"] = bool(entry["spearman"][-1][0] > threshold)
+        summary["composites"][composite] = entry
+    return summary, arrays
 
 
 def _group_of(metadata: Mapping[str, Any], by: Sequence[str]) -> str:

@@ -16,13 +16,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 from experiments.study import models as grid_models
 from experiments.study.images import ImageSet
-from lrpjax import analysis, engine
+from lrpjax import analysis, attribution, engine, preprocess
+from lrpjax.analysis import randomization
 
 METRICS = ("accuracy", "logit", "probability")
+MODEL_CONTROLS = ("randomised model", "gradient × input", "SmoothGrad", "Integrated Gradients")
+CONTROLS = analysis.MODEL_FREE + MODEL_CONTROLS  # every control source of maps, in report order
 
 
 def _batches(count: int, batch_size: int) -> list[slice]:
@@ -77,6 +81,73 @@ def explain_model(model: grid_models.GridModel, image_set: ImageSet, composite_n
     return {"heat": np.concatenate(heats, axis=1), "logits": np.concatenate(logits)}
 
 
+def masking_options(model: grid_models.GridModel, masking: Mapping[str, Any]) -> dict[str, Any]:
+    """The masking options for ``model``: ``noise_std_pixels`` (a std in [0, 1] pixel units, e.g. ROAD's 0.01)
+    becomes ``noise_std`` in the model's input units (:func:`lrpjax.preprocess.pixel_std_to_input`)."""
+    options = dict(masking)
+    pixels = options.pop("noise_std_pixels", None)
+    if pixels is not None:
+        options["noise_std"] = preprocess.pixel_std_to_input(pixels, model.metadata["preprocessing"])
+    return options
+
+
+def _heat_batches(x: np.ndarray, targets: np.ndarray, batch_size: int, explain: Any) -> np.ndarray:
+    """``explain(batch, targets) -> [B, H, W, C]`` over padded batches, channel-summed to ``[N, H, W]``."""
+    size = min(batch_size, len(x))
+    heats = []
+    for k, part in enumerate(_batches(len(x), size)):
+        count = part.stop - part.start
+        relevance = explain(_padded(x[part], size), _padded(targets[part], size), k)
+        heats.append(np.asarray(relevance, np.float32).sum(axis=-1)[:count])
+    return np.concatenate(heats)
+
+
+def control_maps(model: grid_models.GridModel, image_set: ImageSet, composite: str, *, predictions: np.ndarray,
+                 batch_size: int, options: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The model-based controls of :data:`MODEL_CONTROLS`, ``[N, H, W]`` each, for the class each model
+    predicted (``predictions``): ``composite``'s LRP maps of a copy of the model with every layer re-initialised
+    (cascading from fc8 to conv1_1), and gradient x input, SmoothGrad and Integrated Gradients of the model
+    (:mod:`lrpjax.attribution`; Zennit's defaults unless ``options`` say otherwise: ``smoothgrad_samples`` 20,
+    ``smoothgrad_noise`` 0.1 of the input range, ``ig_steps`` 20, zero baseline)."""
+    net, variables, _ = grid_models.load(model.path)
+    seed = int(options.get("seed", 0))
+    randomised = randomization.randomize_layers(net, variables, len(randomization.layer_order(net)),
+                                                key=jax.random.key(seed))
+    chosen = grid_models.composites_for(model, [composite])
+    x = grid_models.preprocessed(model, image_set.pixels)
+    targets = np.asarray(predictions, np.int32)
+    key = jax.random.key(seed)
+    explain = {
+        "randomised model": lambda b, t, k: engine.explain_full(net, randomised, b, t, chosen).relevance[0],
+        "gradient × input": lambda b, t, k: attribution.gradient_x_input(net, variables, b, t),
+        "SmoothGrad": lambda b, t, k: attribution.smoothgrad(
+            net, variables, b, t, key=jax.random.fold_in(key, k), samples=int(options.get("smoothgrad_samples", 20)),
+            noise_level=float(options.get("smoothgrad_noise", 0.1))),
+        "Integrated Gradients": lambda b, t, k: attribution.integrated_gradients(
+            net, variables, b, t, steps=int(options.get("ig_steps", 20))),
+    }
+    return {name: _heat_batches(x, targets, batch_size, fn) for name, fn in explain.items()}
+
+
+def mprt_model(model: grid_models.GridModel, image_set: ImageSet, composite_names: Sequence[str], *,
+               predictions: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """The model parameter randomisation test of every composite (:func:`lrpjax.analysis.randomization.mprt`:
+    the top 1..L layers re-initialised cascading from fc8, the maps of the same images and predicted classes
+    compared with the trained model's by Spearman of |maps| and SSIM), on all of ``image_set`` in one batch.
+
+    Returns:
+      ``{"spearman": [C, L, N], "ssim": [C, L, N], "layers": [L]}`` (the layer randomised last at each step).
+    """
+    net, variables, _ = grid_models.load(model.path)
+    chosen = grid_models.composites_for(model, composite_names)
+    x = grid_models.preprocessed(model, image_set.pixels)
+    targets = np.asarray(predictions, np.int32)
+    results = [randomization.mprt(lambda m, v, b, t, c=c: engine.explain_full(m, v, b, t, [c]).relevance[0],
+                                  net, variables, x, targets, key=jax.random.key(seed)) for c in chosen]
+    return {"spearman": np.stack([r.spearman for r in results]), "ssim": np.stack([r.ssim for r in results]),
+            "layers": np.asarray(results[0].layers)}
+
+
 def masking_labels(model: grid_models.GridModel, image_set: ImageSet, predictions: np.ndarray, mode: str
                    ) -> np.ndarray:
     """The labels accuracy is scored against: the set's (``true``; the model's classes must be the set's) or the
@@ -113,6 +184,7 @@ def mask_model(model: grid_models.GridModel, image_set: ImageSet, heats: Mapping
     """
     fn = grid_models.logits_fn(model.path)
     x = grid_models.preprocessed(model, image_set.pixels)
+    masking = masking_options(model, masking)
     curves = {}
     for order in analysis.ORDERS:
         maps = None if order == "random" else heats[model.name]
@@ -150,7 +222,7 @@ def embed_model(model: grid_models.GridModel, image_set: ImageSet, heat: np.ndar
 
     if heat is None:
         return {"plain": features(x)}
-    options = {k: v for k, v in masking.items() if k in ("fill", "patch_size", "relevance_mode", "mean",
-                                                          "blur_sigma", "noise_std", "seed")}
+    options = {k: v for k, v in masking_options(model, masking).items()
+               if k in ("fill", "patch_size", "relevance_mode", "mean", "blur_sigma", "noise_std", "seed")}
     masked = analysis.relevance_masked_features(features, x, heat, keep=keep, **options)
     return {"plain": features(x), "masked": masked}

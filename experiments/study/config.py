@@ -28,6 +28,15 @@ A study config (see ``configs/study_smoke.py``) returns a dict with the keys bel
     families of ordered pairs: ``[{"name", "a": {key: value}, "b": {key: value}, "same": [keys]}]``.
 ``similarity``, ``regions``, ``human``, ``heatmaps``
     options of those analyses (their ``image_set`` names the set they run on).
+``controls`` (optional)
+    control maps on every generalization set and the similarity set: ``centre_sigma`` (the centre prior's std
+    as a fraction of the side), ``smoothgrad_samples``, ``smoothgrad_noise``, ``ig_steps``, ``seed``.
+``mprt`` (optional)
+    the model parameter randomisation test: ``image_set``, ``images`` (the first N), ``threshold`` (Spearman
+    above which a composite is flagged), ``seed``.
+
+``masking.fill="road"`` needs ``masking.noise_std_pixels`` (ROAD's 0.01): a std in [0, 1] pixel units, mapped
+through each model's preprocessing.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from experiments.configfile import call_get_config
 
 KEYS = ("profile", "workdir", "grid", "data", "geometry", "image_sets", "relevance", "masking", "statistics",
         "asymmetry", "similarity", "regions", "human", "heatmaps")
+OPTIONAL = ("description", "controls", "mprt")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 PROFILES = ("smoke", "full", "planted")
 
@@ -68,7 +78,7 @@ def check_config(config: Mapping[str, Any], *, where: str = "config") -> dict[st
         exactly one of ``splits`` and ``folder``, or bad ``labels``.
     """
     missing = [k for k in KEYS if k not in config]
-    unknown = sorted(set(config) - set(KEYS) - {"description"})
+    unknown = sorted(set(config) - set(KEYS) - set(OPTIONAL))
     if missing or unknown:
         raise ValueError(f"{where}: missing keys {missing}, unknown keys {unknown}")
     sets = config["image_sets"]
@@ -80,12 +90,16 @@ def check_config(config: Mapping[str, Any], *, where: str = "config") -> dict[st
         if spec.get("labels", "predicted") not in ("true", "predicted"):
             raise ValueError(f"{where}: image set {name!r} has labels={spec['labels']!r}; choose 'true' or "
                              "'predicted'")
-    for section in ("similarity", "regions", "human", "heatmaps"):
-        chosen = config[section].get("image_set")
+    for section in ("similarity", "regions", "human", "heatmaps", "mprt"):
+        chosen = (config.get(section) or {}).get("image_set")
         if chosen is not None and chosen not in sets:
             raise ValueError(f"{where}: {section}.image_set={chosen!r} is not among the image sets {sorted(sets)}")
     if config["human"].get("image_set") is not None and config["human"].get("mode") not in ("synthetic", "csv"):
         raise ValueError(f"{where}: human.mode={config['human'].get('mode')!r}; choose 'synthetic' or 'csv'")
+    masking = config["masking"]
+    if masking.get("fill") == "road" and masking.get("noise_std_pixels") is None and "noise_std" not in masking:
+        raise ValueError(f"{where}: masking.fill='road' needs masking.noise_std_pixels (ROAD's 0.01, in [0, 1] "
+                         "pixel units)")
     if not config["relevance"].get("composites"):
         raise ValueError(f"{where}: relevance.composites is empty; name at least one composite")
     return dict(config)

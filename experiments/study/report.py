@@ -282,7 +282,51 @@ def similarity_section(results: Mapping[str, Any], out: str) -> list[str]:
     matrix = figures.matrix_figure(os.path.join(out, "similarity_spearman.png"), stage.arrays["spearman"],
                                    rows=summary["names"], title="Spearman ρ of the maps", vmin=-1, vmax=1,
                                    cmap="RdYlBu_r", colorbar_label="ρ")
-    return lines + [_figure(path), "", _figure(matrix), ""]
+    return lines + [_figure(path), "", _figure(matrix), ""] + _similarity_controls_lines(summary)
+
+
+def _similarity_controls_lines(summary: Mapping[str, Any]) -> list[str]:
+    controls = summary.get("controls")
+    if not controls:
+        return []
+    lines = ["Controls: Spearman ρ of each control map with model B's map, against ρ of another model A's map "
+             "with B's (plain means over images and pairs); Δ = ρ(A, B) − ρ(control, B). Other models' maps are "
+             "**more alike than the control** when Δ's interval lies above 0.", ""]
+    rows = []
+    for relation in summary["relations"]["spearman"]:
+        for control, entry in controls.items():
+            item = entry["relations"].get(relation)
+            if item:
+                rows.append([relation, control, interval(item["models"]), interval(item["control"]),
+                             interval(item["difference"]), "**yes**" if item["beats"] else "no"])
+    return lines + table(["relation", "control", "ρ(A, B) [95% CI]", "ρ(control, B) [95% CI]", "Δ [95% CI]",
+                          "beaten"], rows)
+
+
+def mprt_section(results: Mapping[str, Any], out: str) -> list[str]:
+    """The model parameter randomisation test: per composite, similarity to the trained maps per step, the flag."""
+    if "mprt" not in results:
+        return []
+    stage = results["mprt"]
+    summary = stage.summary
+    layers, threshold = summary["layers"], summary["threshold"]
+    lines = ["## Model parameter randomisation test", "",
+             f"Each model's maps ({len(summary['models'])} models, first {summary['images']} images) after "
+             "re-initialising its layers cumulatively from the top (fc8, then fc7, ... down to conv1_1; Adebayo et "
+             "al. 2018), compared with the trained model's maps of the same images and classes: Spearman ρ of |maps| "
+             "and SSIM of the maps scaled to their maximum |h|. Maps that stay similar once every conv block is "
+             f"randomised (Spearman > {threshold}) do not depend on what the model learned (flagged).", ""]
+    rows, curves = [], {}
+    for composite, entry in summary["composites"].items():
+        after_fc = layers.index("fc6") if "fc6" in layers else 0
+        rows.append([composite, interval(entry["spearman"][after_fc]), interval(entry["spearman"][-1]),
+                     interval(entry["ssim"][-1]), "**flagged**" if entry["flagged"] else "no"])
+        curves[composite] = {m: tuple(stage.arrays[f"{composite}|{m}"]) for m in ("spearman", "ssim")}
+    lines += table(["composite", "Spearman, fc layers randomised [95% CI]", "Spearman, all layers [95% CI]",
+                    "SSIM, all layers [95% CI]", f"ρ > {threshold} after the conv blocks"], rows)
+    path = figures.mprt_figure(os.path.join(out, "mprt.png"), layers, curves, threshold=threshold,
+                               title="Cascading parameter randomisation")
+    return lines + [_figure(path), ""]
 
 
 def regions_section(results: Mapping[str, Any], out: str) -> list[str]:
@@ -362,6 +406,7 @@ def write_report(ctx: Any, sets: Mapping[str, Any], maps: Mapping[str, Any], res
     lines += masking_section(ctx, results, out)
     lines += generalization_section(ctx, results, out)
     lines += similarity_section(results, out)
+    lines += mprt_section(results, out)
     lines += regions_section(results, out)
     lines += human_section(results, out)
     path = os.path.join(out, "report.md")

@@ -5,9 +5,13 @@ writes ``WORKDIR/report.md`` with its figures. Stages, in order:
 
 1. ``images_SET``: the pixels, labels, ids and face regions of each image set.
 2. ``relevance_SET``: every model's maps of the set's images (per composite) and logits.
-3. ``masking_SET``: each model masked by its own maps (MoRF, LeRF, random) and, on generalization sets, by
-   every other model's maps and the consensus maps (MoRF).
-4. ``masking_summary``, ``generalization_SET``, ``similarity``, ``regions``, ``human``: the statistics.
+3. ``controls_SET`` (with a ``controls`` section, on generalization sets and the similarity set): control maps
+   of the same images, model-free (centre prior, image gradient, mean map) and per model (LRP of a
+   parameter-randomised copy, gradient x input, SmoothGrad, Integrated Gradients).
+4. ``masking_SET``: each model masked by its own maps (MoRF, LeRF, random) and, on generalization sets, by
+   every other model's maps, the consensus maps and the controls (MoRF).
+5. ``mprt`` (with an ``mprt`` section): each composite's maps after cascading layer randomisation.
+6. ``masking_summary``, ``generalization_SET``, ``similarity``, ``regions``, ``human``: the statistics.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from experiments.study import analyses, compute, report
 from experiments.study import human as human_data
 from experiments.study import images as images_module
 from experiments.study import models as grid_models
-from experiments.study.cache import StageResult, Stages, source_hash
+from experiments.study.cache import StageResult, Stages, fingerprint, source_hash
 from experiments.study.config import check_config
 from experiments.study.images import ImageSet, build_image_set
 from lrpjax import analysis, checkpoints, data
@@ -109,14 +113,47 @@ def _missing(stage: str, part: str) -> Callable[[], dict[str, np.ndarray]]:
     return fail
 
 
+def controls_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, dict[str, np.ndarray]],
+                   upstream: str) -> tuple[dict[str, Any], StageResult]:
+    """Stage 3 for one image set: control name -> ``[N, H, W]`` (model-free) or model -> ``[N, H, W]``."""
+    options, members = dict(ctx.config["controls"]), ctx.members(name)
+    composite = ctx.config["relevance"]["composites"][0]
+    stage = f"controls_{name}"
+    per_model: dict[str, dict[str, np.ndarray]] = {}
+
+    def one(model: grid_models.GridModel) -> dict[str, np.ndarray]:
+        return compute.control_maps(model, images, composite, predictions=maps[model.name]["logits"].argmax(-1),
+                                    batch_size=ctx.config["relevance"]["batch_size"], options=options)
+
+    def run(key: str):
+        for k, model in enumerate(members):
+            ctx.log(f"  control maps of {model.name} on {name} ({k + 1}/{len(members)})")
+            per_model[model.name] = ctx.stages.part(stage, model.key, key, lambda m=model: one(m))
+        free = analysis.model_free_maps(images.pixels.astype(np.float64) / 255.0,
+                                        {m: v["heat"][0] for m, v in maps.items()},
+                                        sigma=float(options.get("centre_sigma", 0.25)))
+        return {"controls": list(compute.CONTROLS)}, free
+
+    result = ctx.stages.run(stage, [upstream, options, composite, ctx.identity(members), MODEL_CODE], run)
+    if not per_model:
+        per_model = {m.name: ctx.stages.part(stage, m.key, result.fingerprint, _missing(stage, m.key))
+                     for m in members}
+    out: dict[str, Any] = {c: result.arrays[c] for c in analysis.MODEL_FREE}
+    out.update({c: {m: per_model[m][c] for m in per_model} for c in compute.MODEL_CONTROLS})
+    return out, result
+
+
 def masking_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, dict[str, np.ndarray]],
-                  upstream: str) -> tuple[dict[str, dict[str, np.ndarray]], list[str], StageResult]:
-    """Stage 3 for one image set: target model -> ``{"curves", "cross", "random"}``, and the sources."""
+                  upstream: str, controls: Mapping[str, Any] | None = None
+                  ) -> tuple[dict[str, dict[str, np.ndarray]], list[str], StageResult]:
+    """Stage 4 for one image set: target model -> ``{"curves", "cross", "random"}``, and the sources."""
     spec, options = ctx.config["image_sets"][name], dict(ctx.config["masking"])
     metric = options.pop("metric", "probability")
     members = ctx.members(name)
     heats = {m: value["heat"][0] for m, value in maps.items()}
     extras = compute.consensus_sources(heats, [m.name for m in members]) if spec.get("generalization") else {}
+    if spec.get("generalization") and controls:
+        extras.update(controls)
     sources = [m.name for m in members] + list(extras) if spec.get("generalization") else []
     stage = f"masking_{name}"
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -138,6 +175,30 @@ def masking_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, 
     if not out:
         out = {m.name: ctx.stages.part(stage, m.key, result.fingerprint, _missing(stage, m.key)) for m in members}
     return out, sources, result
+
+
+def mprt_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, dict[str, np.ndarray]],
+               upstream: str) -> StageResult:
+    """The ``mprt`` stage: per model and composite, Spearman and SSIM of the maps after randomising the top
+    1..L layers against the trained model's (the first ``mprt.images`` images of the set)."""
+    options, members = dict(ctx.config["mprt"]), ctx.members(name)
+    composites = ctx.config["relevance"]["composites"]
+    count = min(int(options.get("images", len(images.ids))), len(images.ids))
+    subset = images._replace(**{f: getattr(images, f)[:count] for f in ("ids", "face_ids", "pixels", "labels")},
+                             partitions=images.partitions[:count] if images.has_regions else images.partitions)
+
+    def run(key: str):
+        per_model = {}
+        for k, model in enumerate(members):
+            ctx.log(f"  MPRT of {model.name} on {name} ({k + 1}/{len(members)}, {count} images)")
+            per_model[model.name] = ctx.stages.part("mprt", model.key, key, lambda m=model: compute.mprt_model(
+                m, subset, composites, predictions=maps[m.name]["logits"].argmax(-1)[:count],
+                seed=int(options.get("seed", 0))))
+        return analyses.mprt_summary(per_model, composites, statistics=ctx.statistics,
+                                     threshold=float(options.get("threshold", 0.5)))
+
+    return ctx.stages.run("mprt", [upstream, options, composites, ctx.identity(members), MODEL_CODE,
+                                   STATISTICS_CODE], run)
 
 
 def cross_aucs(masked: Mapping[str, Mapping[str, np.ndarray]], sources: Sequence[str], metric: str
@@ -198,8 +259,8 @@ def _synthetic_source(ctx: Context, source: str) -> grid_models.GridModel:
 
 
 def analysis_stages(ctx: Context, sets: Mapping[str, ImageSet], maps: Mapping[str, Any], masked: Mapping[str, Any],
-                    fingerprints: Mapping[str, str]) -> dict[str, Any]:
-    """Stage 4: the statistics, each cached; returns name -> :class:`StageResult`."""
+                    fingerprints: Mapping[str, str], controls: Mapping[str, Any]) -> dict[str, Any]:
+    """Stage 6: the statistics, each cached; returns name -> :class:`StageResult`."""
     config, out = ctx.config, {}
     fractions = config["masking"]["fractions"]
     metric = config["masking"].get("metric", "probability")
@@ -215,13 +276,15 @@ def analysis_stages(ctx: Context, sets: Mapping[str, ImageSet], maps: Mapping[st
                 f"generalization_{s}", [fingerprints[f"masking_{s}"], ctx.statistics, config["asymmetry"],
                                         STATISTICS_CODE],
                 lambda _, a=aucs: analyses.generalization_summary(a, ctx.metadata, families=config["asymmetry"],
-                                                                  statistics=ctx.statistics))
+                                                                  statistics=ctx.statistics,
+                                                                  controls=compute.CONTROLS))
     chosen = config["similarity"]["image_set"]
     heats = {m: v["heat"][0] for m, v in maps[chosen].items()}
     out["similarity"] = ctx.stages.run(
-        "similarity", [fingerprints[f"relevance_{chosen}"], config["similarity"], ctx.statistics, STATISTICS_CODE],
+        "similarity", [fingerprints[f"relevance_{chosen}"], fingerprints.get(f"controls_{chosen}"),
+                       config["similarity"], ctx.statistics, STATISTICS_CODE],
         lambda _: analyses.similarity_summary(heats, ctx.metadata, top_k=config["similarity"]["top_k"],
-                                              statistics=ctx.statistics))
+                                              statistics=ctx.statistics, controls=controls.get(chosen)))
     chosen = config["regions"]["image_set"]
     if sets[chosen].has_regions:
         heats = {m: v["heat"][0] for m, v in maps[chosen].items()}
@@ -265,18 +328,30 @@ def run_study(config: Mapping[str, Any], *, workdir: str | None = None, grid: st
         json.dump({**config, "workdir": workdir, "grid": grid}, handle, indent=1, default=str)
     ctx = Context(config, workdir, grid, log)
     log(f"study ({config['profile']}): {len(ctx.models)} models from {grid}: {', '.join(m.name for m in ctx.models)}")
-    sets, maps, masked, fingerprints = {}, {}, {}, {}
+    sets, maps, masked, fingerprints, controls = {}, {}, {}, {}, {}
     for name in config["image_sets"]:
         sets[name], result = images_stage(ctx, name)
         fingerprints[f"images_{name}"] = result.fingerprint
         maps[name], result = relevance_stage(ctx, name, sets[name], fingerprints[f"images_{name}"])
         fingerprints[f"relevance_{name}"] = result.fingerprint
-        spec = config["image_sets"][name]
+        spec, upstream = config["image_sets"][name], result.fingerprint
+        if config.get("controls") is not None and (spec.get("generalization")
+                                                   or name == config["similarity"]["image_set"]):
+            controls[name], result = controls_stage(ctx, name, sets[name], maps[name], upstream)
+            fingerprints[f"controls_{name}"] = result.fingerprint
+            upstream = fingerprint(upstream, result.fingerprint)
         if spec.get("masking") or spec.get("generalization"):
-            targets, sources, result = masking_stage(ctx, name, sets[name], maps[name], result.fingerprint)
+            targets, sources, result = masking_stage(ctx, name, sets[name], maps[name], upstream,
+                                                     controls.get(name))
             masked[name] = (targets, sources)
             fingerprints[f"masking_{name}"] = result.fingerprint
-    results = analysis_stages(ctx, sets, maps, masked, fingerprints)
+    mprt = None
+    if config.get("mprt") is not None:
+        chosen = config["mprt"]["image_set"]
+        mprt = mprt_stage(ctx, chosen, sets[chosen], maps[chosen], fingerprints[f"relevance_{chosen}"])
+    results = analysis_stages(ctx, sets, maps, masked, fingerprints, controls)
+    if mprt is not None:
+        results["mprt"] = mprt
     log("writing figures and the report")
     path = report.write_report(ctx, sets, maps, results, seconds=time.time() - started)
     seconds = time.time() - started

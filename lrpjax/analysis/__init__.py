@@ -5,6 +5,7 @@ Modules: :mod:`~lrpjax.analysis.masking` (MoRF/LeRF/random masking curves and th
 imputation, :mod:`~lrpjax.analysis.imputation`),
 :mod:`~lrpjax.analysis.generalization` (normalised A->B scores, relations, asymmetry),
 :mod:`~lrpjax.analysis.similarity` (correlation, top-k overlap and SSIM of maps),
+:mod:`~lrpjax.analysis.controls` (model-free control maps),
 :mod:`~lrpjax.analysis.randomization` (cascading parameter randomisation, the MPRT),
 :mod:`~lrpjax.analysis.regions` (landmark regions, relevance shares, consensus maps),
 :mod:`~lrpjax.analysis.human` (RDMs, RSA, noise ceiling, triads), :mod:`~lrpjax.analysis.grouping` (relations
@@ -12,6 +13,7 @@ of model pairs) and :mod:`~lrpjax.analysis.stats` (numpy ranks, correlations, bo
 """
 
 from lrpjax.analysis import (
+    controls,
     generalization,
     grouping,
     human,
@@ -22,6 +24,7 @@ from lrpjax.analysis import (
     similarity,
     stats,
 )
+from lrpjax.analysis.controls import MODEL_FREE, centre_prior, gradient_magnitude, mean_map, model_free_maps
 from lrpjax.analysis.generalization import (
     RELIABILITY_FLOOR,
     Asymmetry,
@@ -115,6 +118,7 @@ from lrpjax.analysis.stats import (
 __all__ = [
     "FILLS",
     "FRACTIONS",
+    "MODEL_FREE",
     "MPRT",
     "ORDERS",
     "RELATIONS",
@@ -138,9 +142,11 @@ __all__ = [
     "asymmetry_matrix",
     "auc",
     "bootstrap_interval",
+    "centre_prior",
     "consensus_map",
     "consensus_masking",
     "control_comparison",
+    "controls",
     "cross_masking_aucs",
     "embedding_rdm",
     "face_partitions",
@@ -148,6 +154,7 @@ __all__ = [
     "fill_values",
     "generalization",
     "generalization_scores",
+    "gradient_magnitude",
     "group_means",
     "group_scores",
     "group_similarity",
@@ -168,6 +175,8 @@ __all__ = [
     "masking_analysis",
     "masking_curves",
     "masking_ranks",
+    "mean_map",
+    "model_free_maps",
     "mprt",
     "noise_ceiling",
     "normalized_heatmaps",
@@ -198,8 +207,8 @@ __all__ = [
     "similarity",
     "similarity_matrix",
     "source_score",
-    "ssim",
     "spearman",
+    "ssim",
     "stats",
     "summarize",
     "top_k_iou",

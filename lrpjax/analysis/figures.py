@@ -8,7 +8,8 @@ returns its path, so the figures can be redrawn from a study's cached results wi
 - :func:`interval_bars_figure`: grouped bars with interval whiskers (relation groups, RSA, anything);
 - :func:`asymmetry_figure`: asymmetry indices with intervals and p-values against zero;
 - :func:`region_shares_figure`: relevance share of each face region per group, against the regions' areas;
-- :func:`rsa_figure`: model-human RSA per model with a noise-ceiling band.
+- :func:`rsa_figure`: model-human RSA per model with a noise-ceiling band;
+- :func:`mprt_figure`: map similarity under cascading parameter randomisation, per composite.
 
 An interval ``(mean, low, high)`` may hold NaN bounds (drawn without whiskers); a NaN mean is drawn as a gap.
 """
@@ -218,3 +219,48 @@ def rsa_figure(path: str | os.PathLike[str], values: Mapping[str, Mapping[str, t
     stars = {(label, model): p_stars(p) for label, models in values.items() for model, (_, p) in models.items()}
     return interval_bars_figure(path, series, title=title, ylabel=ylabel, band=ceiling, band_label="noise ceiling",
                                 annotations=stars)
+
+
+def mprt_figure(path: str | os.PathLike[str], layers: Sequence[str],
+                curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]], *,
+                threshold: float | None = 0.5, title: str = "") -> str:
+    """The model parameter randomisation test: one panel per measure (``spearman``, ``ssim``, ...), one line per
+    composite, similarity to the trained model's maps as layers are randomised cumulatively from the top.
+
+    Args:
+      layers: ``[L]`` the layer randomised last at each step (the x axis, top layer first).
+      curves: composite -> measure -> ``(mean, low, high)``, each ``[L]``.
+      threshold: drawn as a dashed line (the flag level; None: none).
+
+    Raises:
+      ValueError: no curves, or curves whose length differs from ``layers``.
+    """
+    if not curves:
+        raise ValueError("mprt_figure needs the curves of at least one composite")
+    measures = list(dict.fromkeys(m for per in curves.values() for m in per))
+    for composite, per in curves.items():
+        for measure, triple in per.items():
+            if any(len(v) != len(layers) for v in triple):
+                raise ValueError(f"{composite} {measure}: curves of length {[len(v) for v in triple]} for "
+                                 f"{len(layers)} layers")
+    figure = Figure(figsize=(max(5.0, 0.35 * len(layers) + 2) * len(measures), 3.6))
+    axes = figure.subplots(1, len(measures), squeeze=False)[0]
+    x = np.arange(len(layers))
+    for ax, measure in zip(axes, measures):
+        for k, (composite, per) in enumerate(curves.items()):
+            if measure not in per:
+                continue
+            mean, low, high = (np.asarray(v, np.float64) for v in per[measure])
+            ax.plot(x, mean, marker="o", ms=3, lw=1.4, color=PALETTE[k % len(PALETTE)], label=composite)
+            ax.fill_between(x, low, high, color=PALETTE[k % len(PALETTE)], alpha=0.2, lw=0)
+        if threshold is not None and measure == "spearman":
+            ax.axhline(threshold, color="black", lw=0.8, ls="--")
+        ax.set_xticks(x, [str(v) for v in layers], rotation=60, ha="right", fontsize=7)
+        ax.set_xlabel("randomised from the top down to", fontsize=8)
+        ax.set_ylabel(f"{measure} with the trained model's maps", fontsize=8)
+        ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.05)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="best")
+    if title:
+        figure.suptitle(title, fontsize=11)
+    return _save(figure, path)
