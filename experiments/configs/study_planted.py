@@ -24,7 +24,8 @@ def get_config(arg=None):
     grid = "out/grid_planted_test" if test else "out/grid_planted"
     data = f"{grid}/data"
     faces = "../shared/data/faces"
-    smoke = smoke_config()
+    smoke = {k: v for k, v in smoke_config().items() if k not in ("mprt", "controls")}
+    controls = smoke_config()["controls"]
 
     def folder(design, label):
         return {"folder": f"{data}/{design}/test", "labels_csv": f"{data}/{design}/labels.csv", "label": label,
@@ -45,9 +46,7 @@ def get_config(arg=None):
         },
         "relevance": {"composites": ["epsilon_gamma_box"] + ([] if test else ["epsilon_plus_flat"]),
                       "batch_size": 24 if test else 40},
-        # ROAD's noisy linear imputation; noise 0.01 in [0, 1] pixels = these input units under ImageNet's std
-        "masking": {**smoke["masking"], "patch_size": 2 if test else 4, "fill": "road",
-                    "noise_std": [0.0437, 0.0446, 0.0444]},
+        "masking": {**smoke["masking"], "patch_size": 2 if test else 4},  # ROAD fill, as the smoke profile
         "statistics": {"n_boot": 500 if test else 1000, "n_perm": 500 if test else 1000, "confidence": 0.95,
                        "seed": 0},
         "asymmetry": [
@@ -58,4 +57,5 @@ def get_config(arg=None):
         "regions": {"image_set": "agreeing", "regions_json": f"{faces}/regions.json", "relevance_mode": "positive"},
         "human": {"image_set": None},
         "heatmaps": {"images": 6, "tile": 96},
+        **({} if test else {"controls": controls}),  # the test's budget leaves the controls out
     }
