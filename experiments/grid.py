@@ -18,6 +18,13 @@ A grid config (a Python file with ``get_config(arg)``, see ``configs/grid_cpu.py
     the seeds; each fixes a model's new head, data order, augmentation and dropout.
 ``finetune``
     :class:`lrpjax.train.TrainConfig` fields shared by every finetuning run.
+``folders`` (optional)
+    name -> :class:`lrpjax.data.FaceFolderConfig` fields: folder data sets that splits may name
+    (``"NAME:SPLIT"``) beside the named ones of :mod:`lrpjax.data.tasks`; built into ``data_dir`` once.
+``planted`` (optional)
+    :func:`experiments.planted.build_planted` arguments: the known-answer images, written before training.
+
+A task may set its own ``seeds``.
 
 Relative paths (``workdir``, ``data``, base checkpoints) are relative to the working directory, the repository
 root in every command documented here; they are made absolute once, at the start. Before anything is trained,
@@ -42,17 +49,19 @@ from typing import Any
 import numpy as np
 
 from experiments.configfile import call_get_config
+from experiments.planted import build_planted
 from experiments.preflight import preflight
 from lrpjax import data, train
 
 KEYS = ("workdir", "data", "bases", "tasks", "seeds", "finetune")
+OPTIONAL = ("description", "folders", "planted")
 
 
 def load_config(spec: str) -> dict[str, Any]:
     """``get_config(arg)`` of the Python file in ``spec`` (``PATH`` or ``PATH:ARG``); ``ValueError`` naming
     the file if it is missing, has no ``get_config``, or returns a dict with missing or unknown keys."""
     config = call_get_config(spec)
-    missing, unknown = [k for k in KEYS if k not in config], sorted(set(config) - set(KEYS) - {"description"})
+    missing, unknown = [k for k in KEYS if k not in config], sorted(set(config) - set(KEYS) - set(OPTIONAL))
     if missing or unknown:
         raise ValueError(f"config {spec!r}: missing keys {missing}, unknown keys {unknown}")
     return config
@@ -66,17 +75,29 @@ def _finished(workdir: str) -> dict[str, Any] | None:
     return None
 
 
+def open_split(spec: str, paths: data.DataPaths, folders: Mapping[str, Mapping[str, Any]] | None = None
+               ) -> data.Split:
+    """The split ``"NAME:SPLIT"``: of the folder data set ``NAME`` in ``folders`` (built first if needed), else
+    the named split (:func:`lrpjax.data.open_named_split`)."""
+    name, _, split = spec.partition(":")
+    if folders and name in folders:
+        directory = data.prepare_folder(data.FaceFolderConfig(name=name, **folders[name]), paths.data_dir)
+        return data.open_split(directory, split)
+    return data.open_named_split(spec, paths)
+
+
 def train_once(workdir: str, config: train.TrainConfig, paths: data.DataPaths, train_split: str,
-               validation: str | None, tests: Sequence[str], log: Callable[[str], None]) -> tuple[dict, bool]:
+               validation: str | None, tests: Sequence[str], log: Callable[[str], None],
+               folders: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[dict, bool]:
     """``(results, trained)``: train in ``workdir`` unless a finished model is there (then ``trained`` False)."""
     done = _finished(workdir)
     if done is not None:
         log(f"skipping {workdir}: finished")
         return done, False
     log(f"training {workdir}")
-    results = train.run(config, workdir, train=data.open_named_split(train_split, paths),
-                        validation=validation and data.open_named_split(validation, paths),
-                        tests=[data.open_named_split(spec, paths) for spec in tests], keep_checkpoints=False, log=log)
+    results = train.run(config, workdir, train=open_split(train_split, paths, folders),
+                        validation=validation and open_split(validation, paths, folders),
+                        tests=[open_split(spec, paths, folders) for spec in tests], keep_checkpoints=False, log=log)
     return results, True
 
 
@@ -106,16 +127,19 @@ def run_grid(config: Mapping[str, Any], workdir: str | None = None,
         json.dump(config, handle, indent=2, default=str)
     paths = data.DataPaths(**{**config["data"], "data_dir": config["data"].get("data_dir")
                               or os.path.join(workdir, "tfds")}).resolved()
+    if config.get("planted"):
+        build_planted(**config["planted"])
+    folders = config.get("folders")
     bases = prepare_bases(config, workdir, paths, log)
     rows, trained, skipped = [], [], []
     for base_name, checkpoint in bases.items():
         for task_name, task in config["tasks"].items():
-            for seed in config["seeds"]:
+            for seed in task.get("seeds", config["seeds"]):
                 run_dir = os.path.join(workdir, "runs", base_name, task_name, f"seed{seed}")
                 fields = {**config["finetune"], **task.get("finetune", {}), "base": checkpoint, "seed": seed,
                           "task": task_name}
                 results, fresh = train_once(run_dir, train.TrainConfig(**fields), paths, task["train"],
-                                            task.get("validation"), list(task["tests"].values()), log)
+                                            task.get("validation"), list(task["tests"].values()), log, folders)
                 (trained if fresh else skipped).append(run_dir)
                 accuracies = {column: results["test"][spec_name(spec, results)]["accuracy"]
                               for column, spec in task["tests"].items()}

@@ -51,7 +51,7 @@ KEYS = ("profile", "workdir", "grid", "data", "geometry", "image_sets", "relevan
         "asymmetry", "similarity", "regions", "human", "heatmaps")
 OPTIONAL = ("description", "controls", "mprt")
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-PROFILES = ("smoke", "full")
+PROFILES = ("smoke", "full", "planted")
 
 
 def profile_path(profile: str) -> str:

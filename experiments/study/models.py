@@ -66,9 +66,10 @@ def relation_metadata(models: Sequence[GridModel]) -> dict[str, dict[str, Any]]:
     return {m.name: {"pretraining": m.base, "task": m.task, "seed": m.seed} for m in models}
 
 
-def select(models: Sequence[GridModel], chosen: str) -> list[GridModel]:
-    """The models of task ``chosen`` (or all for ``"all"``); ``ValueError`` if none."""
-    picked = [m for m in models if chosen in ("all", m.task)]
+def select(models: Sequence[GridModel], chosen: str | Sequence[str]) -> list[GridModel]:
+    """The models of task ``chosen`` (or of the tasks in a list; all for ``"all"``); ``ValueError`` if none."""
+    tasks = [chosen] if isinstance(chosen, str) else list(chosen)
+    picked = [m for m in models if "all" in tasks or m.task in tasks]
     if not picked:
         raise ValueError(f"no model of task {chosen!r}; the grid has tasks {sorted({m.task for m in models})}")
     return picked

@@ -1,0 +1,277 @@
+r"""The planted profile's known answers, measured from a finished study's cached arrays.
+
+The planted models (``configs/grid_planted.py``, :mod:`experiments.planted`) have evidence we put there: task
+``eye`` (A) reads a mark on the left eye, ``mouth`` (B) one on the mouth, ``either`` (C) either mark. What a
+faithful pipeline must then measure, stated before measuring:
+
+1. **Regions.** Each task's positive relevance on its cue's region (A: eyes, B: mouth, C: eyes + mouth) is far
+   above the region's share of the image: the interval's lower end at least ``ENRICHMENT`` (5) times the area
+   share (the marks cover about 1 % of the image); and (kind ``map``) above the share on the other cue's region.
+2. **Own maps beat random.** Each model's own margin AUC_random − AUC_MoRF (probability) has its interval above
+   the reliability floor (:data:`lrpjax.analysis.RELIABILITY_FLOOR`, 0.01).
+3. **Same task, other seed: s(A_i → A_j) near 1.** Every seed finds the same mark, so masking by another
+   seed's map removes the cue as early as the model's own.
+4. **Other cue: s(A → B) near 0** (and B → A). A's maps rank the eye first; B's evidence is on the mouth, which
+   A's order reaches no earlier than random order does (A's label is independent of B's cue).
+5. **Either cue: s(C → A) − s(A → C) > 0.** C's maps cover both marks, so they remove A's cue as early as A's
+   own (s(C → A) near 1). A's maps remove only the eye mark; C still sees the mouth's and keeps its class until
+   the mouth is masked, which A's order reaches at a random time. If C keeps its class until both marks are
+   masked (an OR read-out), random order loses the class when the later of two uniform times comes
+   (mean 2/3), A's order when the mouth's comes (mean 1/2), C's own order at once, so s(A → C) ≈ (2/3 − 1/2) /
+   (2/3) = 1/4: the asymmetry s(C → A) − s(A → C) ≈ 3/4, the same for B. A soft read-out (each mark adding
+   evidence) moves s(A → C) up, but not to s(C → A).
+
+Answers 1-3 and s(C → A) near 1 are ``known``: they follow from the data and the models' decisions (each model
+is right on held-out faces whatever the other mark's colour). Answers 4-5 (kind ``map``) rest on one more
+premise, that a model's map ranks the pixels it does not use no earlier than random order does.
+
+**What the planted profile measured** (64x64, 9 models, ROAD fill, 40 held-out images per set): every ``known``
+answer is met (e.g. s(eye_i → eye_j) = 0.999 [0.995, 1.003], s(either → eye) = 0.943 [0.924, 0.959], relevance
+on the eyes 20x their area), but most ``map`` answers are not: s(eye → mouth) = 0.992 [0.984, 0.998] and
+s(mouth → eye) = 0.970 [0.930, 0.993] instead of 0; the asymmetry either → eye is 0.096 [0.044, 0.157] (the
+predicted sign, a tenth of the predicted size) and either → mouth 0.034 [-0.004, 0.075]. The premise fails:
+every model's LRP map also lights up the other, unused mark (a mouth model puts about 28 % of its positive
+epsilon_gamma_box relevance, 11 % under epsilon, on the eye mark's 0.6 % of the pixels; the eye models put as
+much on the mouth as on the eyes), so a source model's MoRF order reaches the target's mark within the first few
+percent of the patches, and the score, which integrates over all fractions, cannot tell a mark ranked first
+from one ranked fifth. s(A → B) thus measures whether A's maps point at B's evidence *at all*, not whether A
+relies on it: a high s between models is no evidence of shared reliance unless the maps are specific.
+
+**Controls** (kind ``control``, :mod:`lrpjax.analysis.controls` and the study's model controls) are listed
+with the naive expectation, s near 0 for a map that knows nothing of the model, and are not asserted: on these
+centred faces the cues sit on the central features, so the centre prior and the mean map rank them among the
+first patches, the image gradient and a randomised model's LRP map respond to the saturated marks, and
+gradient × input, SmoothGrad and Integrated Gradients explain the same model; each can score high with no
+knowledge of which mark decides. They show how high a map without model-specific knowledge scores here.
+
+"Near x" is an equivalence test on the 95 % bootstrap interval (images resampled): the interval lies within
+``[x − DELTA, x + DELTA]``, DELTA = 0.25 (a quarter of the way from random order to the model's own maps).
+Scores of several pairs of models pool them as a ratio of means (sum of margins over sum of the targets' own
+margins, as :func:`lrpjax.analysis.group_scores` pools a relation), one image resampling shared by all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from experiments.study.cache import load_arrays
+from experiments.study.compute import CONTROLS
+from lrpjax import analysis
+from lrpjax.analysis import stats
+
+DELTA = 0.25
+ENRICHMENT = 5.0
+CUE_REGIONS = {"eye": ("eyes",), "mouth": ("mouth",), "either": ("eyes", "mouth")}
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class Answer(NamedTuple):
+    """One answer: what is measured, the expectation, the measured value, whether it is met, and its ``kind``:
+    ``known`` (follows from the planted data and the models' decisions alone) or ``map`` (holds only if each
+    model's maps carry its own evidence and nothing else; see the module docstring)."""
+
+    quantity: str
+    expected: str
+    measured: str
+    met: bool
+    kind: str = "known"
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    with open(path) as handle:
+        return json.load(handle)["summary"]
+
+
+def load_cross(workdir: str, image_set: str) -> analysis.CrossAUCs:
+    """The :class:`lrpjax.analysis.CrossAUCs` of ``image_set`` from the study's ``masking_SET`` stage."""
+    stages = os.path.join(workdir, "stages")
+    summary = _read_json(os.path.join(stages, f"masking_{image_set}.json"))
+    parts = {f[:-4] for f in os.listdir(os.path.join(stages, f"masking_{image_set}")) if f.endswith(".npz")}
+    sources = tuple(summary["sources"])
+    targets = tuple(s for s in sources if s.replace("/", "_") in parts)
+    arrays = [load_arrays(os.path.join(stages, f"masking_{image_set}", f"{t.replace('/', '_')}.npz")) for t in targets]
+    cross = np.stack([a["cross"] for a in arrays], axis=1)
+    return analysis.CrossAUCs(sources, targets, cross, np.stack([a["random"] for a in arrays]),
+                              summary.get("metric", "probability"))
+
+
+def task_of(name: str) -> str:
+    """The task of a grid model name ``BASE/TASK/sN``."""
+    return name.split("/")[1]
+
+
+def pooled_score(scores: analysis.GeneralizationScores, pairs: Sequence[tuple[str, str]], confidence: float
+                 ) -> tuple[list[float], np.ndarray]:
+    r"""The score of ``pairs`` (source, target) as a ratio of means, as :func:`lrpjax.analysis.group_scores` pools a
+    relation, :math:`s_P = \sum_{(A,B)\in P} m_{A\to B} / \sum_{(A,B)\in P} m_{B\to B}`: ``[s, low, high]`` (the
+    bootstrap interval over images, containing ``s``) and its replicates ``[n_boot]``."""
+    rows = np.array([scores.sources.index(a) for a, _ in pairs])
+    cols = np.array([scores.targets.index(b) for _, b in pairs])
+    own = np.diagonal(scores.margin_replicates[:, : len(scores.targets)], axis1=1, axis2=2)  # [K, T]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = scores.margin[rows, cols].sum() / scores.own_margin[cols].sum()
+        replicates = scores.margin_replicates[:, rows, cols].sum(axis=1) / own[:, cols].sum(axis=1)
+    low, high = stats.bootstrap_interval(value, replicates, confidence=confidence)
+    return [float(value), float(low), float(high)], replicates
+
+
+def _text(values: Sequence[float]) -> str:
+    return f"{values[0]:.3f} [{values[1]:.3f}, {values[2]:.3f}]"
+
+
+def _near(values: Sequence[float], target: float) -> bool:
+    return bool(target - DELTA <= values[1] and values[2] <= target + DELTA)
+
+
+def _pairs(models: Sequence[str], source_task: str, target_task: str) -> list[tuple[str, str]]:
+    return [(a, b) for a in models for b in models
+            if a != b and task_of(a) == source_task and task_of(b) == target_task]
+
+
+def generalization_answers(aucs: analysis.CrossAUCs, statistics: Mapping[str, Any], *, same_task: Sequence[str],
+                           other_cue: Sequence[tuple[str, str]], either: Sequence[str]) -> list[Answer]:
+    """Answers 2-5 on one image set: own margins of every target (above
+    :data:`lrpjax.analysis.RELIABILITY_FLOOR`), s(A_i → A_j) for each task in ``same_task`` with two models or
+    more, s between the tasks of each ``other_cue`` pair, and the asymmetry of ``either`` against the others."""
+    confidence = statistics["confidence"]
+    scores = analysis.generalization_scores(aucs, n_boot=statistics["n_boot"], confidence=confidence,
+                                            seed=statistics["seed"])
+    floor = analysis.RELIABILITY_FLOOR
+    out = []
+    for k, target in enumerate(aucs.targets):
+        values = [scores.margin[k, k], scores.margin_low[k, k], scores.margin_high[k, k]]
+        out.append(Answer(f"own margin AUC_random − AUC_MoRF, {target}", f"> {floor} (reliability floor)",
+                          _text(values), bool(values[1] > floor)))
+    models = list(aucs.targets)
+    for task in same_task:
+        pairs = _pairs(models, task, task)
+        if pairs:
+            values, _ = pooled_score(scores, pairs, confidence)
+            # two marks: another seed's map must rank both first, which only specific maps do
+            out.append(Answer(f"s({task}_i → {task}_j), other seed ({len(pairs)} pairs)", f"1 ± {DELTA}",
+                              _text(values), _near(values, 1.0), "map" if task in either else "known"))
+    for first, second in other_cue:
+        for a_task, b_task in ((first, second), (second, first)):
+            pairs = _pairs(models, a_task, b_task)
+            values, _ = pooled_score(scores, pairs, confidence)
+            out.append(Answer(f"s({a_task} → {b_task}) ({len(pairs)} pairs)", f"0 ± {DELTA}", _text(values),
+                              _near(values, 0.0), "map"))
+    for control in [c for c in CONTROLS if c in aucs.sources]:
+        values, _ = pooled_score(scores, [(control, t) for t in models], confidence)
+        out.append(Answer(f"s({control} → every model)", f"0 ± {DELTA}", _text(values), _near(values, 0.0),
+                          "control"))
+    for task in either:
+        for other in sorted({task_of(m) for m in models} - {task}):
+            forward = _pairs(models, task, other)
+            there, there_boot = pooled_score(scores, forward, confidence)
+            back, back_boot = pooled_score(scores, [(b, a) for a, b in forward], confidence)
+            out.append(Answer(f"s({task} → {other})", f"1 ± {DELTA}", _text(there), _near(there, 1.0)))
+            out.append(Answer(f"s({other} → {task})", f"< s({task} → {other})", _text(back), back[0] < there[0],
+                              "map"))
+            low, high = stats.bootstrap_interval(there[0] - back[0], there_boot - back_boot, confidence=confidence)
+            values = [there[0] - back[0], float(low), float(high)]
+            out.append(Answer(f"asymmetry s({task} → {other}) − s({other} → {task}) ({len(forward)} pairs)", "> 0",
+                              _text(values), bool(values[1] > 0), "map"))
+    return out
+
+
+def region_answers(workdir: str, image_set: str, statistics: Mapping[str, Any]) -> list[Answer]:
+    """Answer 1: each task's share of positive relevance on its cue's region (seeds averaged per image) against
+    the region's area share."""
+    stages = os.path.join(workdir, "stages")
+    partitions = load_arrays(os.path.join(stages, f"images_{image_set}.npz"))["partitions"]
+    folder = os.path.join(stages, f"relevance_{image_set}")
+    heats = {f[:-4]: load_arrays(os.path.join(folder, f))["heat"][0] for f in sorted(os.listdir(folder))
+             if f.endswith(".npz")}
+    weights = stats.bootstrap_weights(partitions.shape[0], n_boot=statistics["n_boot"], seed=statistics["seed"])
+    areas = analysis.region_areas(partitions)
+    out = []
+    for task, regions in CUE_REGIONS.items():
+        chosen = [h for key, h in heats.items() if key.split("_")[1] == task]
+        if not chosen:
+            continue
+        index = [analysis.SHARE_REGIONS.index(r) for r in regions]
+        share = np.mean([analysis.region_shares(h, partitions)[:, index].sum(axis=1) for h in chosen], axis=0)
+        area = float(areas[:, index].sum(axis=1).mean())
+        low, high = stats.percentile_interval(weights @ share, confidence=statistics["confidence"])
+        values = [float(share.mean()), float(low), float(high)]
+        out.append(Answer(f"share of relevance on {' + '.join(regions)}, {task} ({len(chosen)} models)",
+                          f"≥ {ENRICHMENT:.0f} × area {area:.4f} = {ENRICHMENT * area:.3f}", _text(values),
+                          values[1] >= ENRICHMENT * area))
+        other = {"eye": "mouth", "mouth": "eyes"}.get(task)
+        if other is not None:
+            k = analysis.SHARE_REGIONS.index(other)
+            rest = np.mean([analysis.region_shares(h, partitions)[:, k] for h in chosen], axis=0)
+            low, high = stats.bootstrap_interval((share - rest).mean(), weights @ (share - rest),
+                                                 confidence=statistics["confidence"])
+            values = [float((share - rest).mean()), float(low), float(high)]
+            out.append(Answer(f"share on {regions[0]} − share on {other} (the other cue), {task}", "> 0",
+                              _text(values), values[1] > 0, "map"))
+    return out
+
+
+def planted_answers(workdir: str, config: Mapping[str, Any]) -> list[Answer]:
+    """Every known answer of a finished planted study in ``workdir`` (its config: ``config``): the region shares on
+    the regions' image set, then answers 2-5 on each generalization set for the tasks shown it (s(A_i → A_j) for
+    tasks with two seeds or more, s between ``eye`` and ``mouth``, the asymmetry of ``either`` to each)."""
+    statistics = config["statistics"]
+    answers = region_answers(workdir, config["regions"]["image_set"], statistics)
+    for name, spec in config["image_sets"].items():
+        if not spec.get("generalization"):
+            continue
+        aucs = load_cross(workdir, name)
+        tasks = sorted({task_of(t) for t in aucs.targets})
+        cue_pairs = [("eye", "mouth")] if {"eye", "mouth"} <= set(tasks) else []
+        found = generalization_answers(aucs, statistics, same_task=tasks, other_cue=cue_pairs,
+                                       either=[t for t in tasks if t == "either"])
+        answers += [a._replace(quantity=f"{name}: {a.quantity}") for a in found]
+    return answers
+
+
+def answers_table(answers: Sequence[Answer]) -> list[str]:
+    """The answers as a Markdown table with closing counts per kind."""
+    lines = ["| quantity | kind | expected | measured [95% CI] | met |", "|---|---|---|---|---|"]
+    lines += [f"| {a.quantity} | {a.kind} | {a.expected} | {a.measured} | {'yes' if a.met else '**no**'} |"
+              for a in answers]
+    counts = [f"{kind} answers met: {sum(a.met for a in answers if a.kind == kind)} of "
+              f"{sum(a.kind == kind for a in answers)}" for kind in ("known", "map", "control")]
+    return [*lines, "", "; ".join(counts) + ".", ""]
+
+
+def run_planted(config: Mapping[str, Any], *, grid_spec: str, workdir: str | None = None,
+                log: Callable[[str], None] = _stderr) -> dict[str, Any]:
+    """The planted profile end to end: train the planted grid (``grid_spec``, into the study config's ``grid``;
+    finished models are skipped, so a second run only checks them), run the study, then measure the known
+    answers and append their table to the report.
+
+    Returns:
+      :func:`experiments.study.run_study`'s result with ``answers`` (:class:`Answer` list) and ``table``.
+    """
+    from experiments.grid import load_config as load_grid_config
+    from experiments.grid import run_grid
+    from experiments.study import run_study
+
+    run_grid(load_grid_config(grid_spec), config["grid"], log=log)
+    result = run_study(config, workdir=workdir, log=log)
+    answers = planted_answers(workdir or config["workdir"], config)
+    table = answers_table(answers)
+    with open(result["report"], "a") as handle:
+        handle.write("\n".join(["", "## Known answers", "", _INTRO, "", *table]))
+    return {**result, "answers": answers, "table": "\n".join(table)}
+
+
+_INTRO = ("The planted cues decide each task, so these numbers are predicted before measuring "
+          "(`experiments/known_answers.py` argues each). Kind `known`: follows from the data and the models' "
+          "decisions; kind `map`: holds only if each model's map ranks the pixels the model does not use no earlier "
+          "than random order; kind `control`: what maps without model-specific knowledge score (not asserted). "
+          f"\"Near x\": the 95% bootstrap interval lies within x ± {DELTA}; region shares: the interval's "
+          f"lower end at least {ENRICHMENT:.0f}× the region's area share.")
