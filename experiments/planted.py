@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lrpjax import analysis
+from lrpjax import analysis, imagefiles
 
 COLOURS = {"green": (0, 255, 0), "magenta": (255, 0, 255)}
 DESIGNS = ("independent", "either", "agreeing")
@@ -154,8 +154,7 @@ def build_planted(faces: str, out_dir: str, *, copies: Mapping[str, Mapping[str,
     ids = sorted(landmarks)[:limit]
     pixels = {}
     for face in ids:
-        with Image.open(os.path.join(london, "neutral", f"{face}.jpg")) as image:
-            pixels[face] = np.asarray(image.convert("RGB"))
+        pixels[face] = imagefiles.load_image(os.path.join(london, "neutral", f"{face}.jpg"))
     splits = split_faces(ids, seed)
     for design, per_split in copies.items():
         build_design(design, folders[design], pixels, landmarks, regions, splits, copies=per_split, size=size,

@@ -65,6 +65,8 @@ def _grid_problems(config: Mapping[str, Any]) -> list[str]:
     specs, problems = [], []
     for name, base in config["bases"].items():
         if "checkpoint" in base:
+            if base["checkpoint"] is None:  # a random initialisation: nothing to read
+                continue
             if not os.path.isfile(os.path.join(base["checkpoint"], "metadata.json")):
                 problems.append(f"base {name!r}: no checkpoint at {base['checkpoint']!r} (no metadata.json; convert "
                                 "the weights with python -m weights_conversion, see the config's docstring)")
@@ -75,9 +77,28 @@ def _grid_problems(config: Mapping[str, Any]) -> list[str]:
     for task_name, task in config["tasks"].items():
         specs += [task["train"], *([task["validation"]] if task.get("validation") else []), *task["tests"].values()]
         fields = {**config["finetune"], **task.get("finetune", {}), "base": "checkpoint", "task": task_name}
-        problems += [line for seed in config["seeds"][:1]
+        problems += [line for seed in task.get("seeds", config["seeds"])[:1]
                      for line in _train_config_problems(f"task {task_name!r}", {**fields, "seed": seed})]
-    return problems + _split_problems(specs, paths)
+    folder_sets = config.get("folders") or {}
+    problems += _folder_set_problems(folder_sets, config.get("planted"))
+    named = [spec for spec in specs if spec.split(":")[0] not in folder_sets]
+    return problems + _split_problems(named, paths)
+
+
+def _folder_set_problems(folder_sets: Mapping[str, Mapping[str, Any]], planted: Mapping[str, Any] | None
+                         ) -> list[str]:
+    """Folder data sets must exist, unless the config's ``planted`` step writes them before training."""
+    problems = []
+    if planted and not os.path.isdir(planted["faces"]):
+        problems.append(f"planted: faces folder {planted['faces']!r} does not exist")
+    written = os.path.abspath(planted["out_dir"]) if planted else None
+    for name, folder in folder_sets.items():
+        root = os.path.abspath(folder.get("root", ""))
+        if written and os.path.commonpath([root, written]) == written:
+            continue
+        if not os.path.isdir(root):
+            problems.append(f"folder data set {name!r}: root {folder.get('root')!r} does not exist")
+    return problems
 
 
 def _train_config_problems(where: str, fields: Mapping[str, Any]) -> list[str]:
