@@ -1,7 +1,7 @@
 """The study after the model grid: relevance maps of every model, masking, cross-model generalization, map
 similarity, face regions, human similarity, figures and a Markdown report (see :mod:`experiments.study.run`).
 
-    python experiments/run_study.py --profile smoke     # CPU grid, ~3-4 min on 2 cores
+    python experiments/run_study.py --profile smoke     # CPU grid, tens of minutes on 2 cores (controls, MPRT)
     python experiments/run_study.py --profile full      # the study's grid, on a GPU
 """
 
