@@ -1,7 +1,7 @@
 """The study at CPU scale, on the grid of ``grid_cpu.py`` (12 models: 2 stand-in bases x 2 tasks x 3 seeds).
 
     python experiments/run_grid.py --config experiments/configs/grid_cpu.py     # first, if out/grid_cpu is missing
-    python experiments/run_study.py --profile smoke                             # tens of minutes on 2 cores (controls, MPRT)
+    python experiments/run_study.py --profile smoke                             # tens of minutes on 2 cores
 
 Writes ``out/study_smoke/report.md`` with its figures. Image sets (64x64 crops, as the grid's models see them):
 
