@@ -50,11 +50,14 @@ def lay_out_stand_ins(repo: pathlib.Path, monkeypatch) -> list[str]:
 
 def shrink_study(config):
     """The study's overrides: fewer images, resamples and heatmap rows; everything else as configured."""
-    for name in ("gender_test", "identity_test"):
+    for name in ("gender_test", "identity_test", "faces"):
         config["image_sets"][name]["limit"] = 8
     config["relevance"]["batch_size"] = 8
+    config["masking"]["fractions"] = (0.0, 0.25, 0.5, 1.0)
     config["statistics"].update(n_boot=50, n_perm=50)
     config["heatmaps"]["images"] = 4
+    config["controls"].update(smoothgrad_samples=2, ig_steps=2)
+    config["mprt"]["images"] = 2
     return config
 
 
