@@ -70,13 +70,19 @@ def _contents(path):
         return data, {key: batch.attribute(value) for key, value in store.attrs.items()}
 
 
-def _assert_same_store(got, want):
+def _assert_same_store(got, want, *, float_rtol=0.0):
+    """Same attributes and arrays; floating arrays within ``float_rtol`` of the largest value when it is given."""
     got_data, got_attrs = _contents(got)
     want_data, want_attrs = _contents(want)
     assert got_attrs == want_attrs
     assert sorted(got_data) == sorted(want_data)
     for name in want_data:
-        np.testing.assert_array_equal(got_data[name], want_data[name], err_msg=name)
+        wanted = np.asarray(want_data[name])
+        if float_rtol and np.issubdtype(wanted.dtype, np.floating) and wanted.size:
+            np.testing.assert_allclose(got_data[name], wanted, rtol=float_rtol,
+                                       atol=float_rtol * float(np.nanmax(np.abs(wanted), initial=0.0)), err_msg=name)
+        else:
+            np.testing.assert_array_equal(got_data[name], wanted, err_msg=name)
 
 
 def _cli(setup, out, *extra, env=None):
@@ -157,7 +163,9 @@ def test_four_devices_equal_one_device(setup):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     assert json.loads((out / "summary.json").read_text())["devices"] == 4
-    _assert_same_store(out / STORE_FILE, setup["reference"])
+    # XLA's CPU program for four devices does not round bit for bit like the one-device program (seen: a float32
+    # ulp in a logit, 5e-11 absolute in relevance): floats to float32 round-off, ids, labels, predictions exact
+    _assert_same_store(out / STORE_FILE, setup["reference"], float_rtol=1e-5)
 
 
 def test_killed_run_resumes_to_the_uninterrupted_store(setup):
