@@ -229,8 +229,9 @@ EPSILON_ON_CONVS = {"Epsilon", "Epsilon(0.25)", "Norm", "ZBox first, Epsilon", "
 relative for epsilon 1e-6). XLA:CPU's float32 convolutions and matrix-vector products are ~1.5-2x less
 accurate than torch's oneDNN/MKL ones (VGG-16 x0.5, forward pass alone, float32 vs float64: conv3_1
 1.1e-6 vs 4.7e-7, conv5_3 1.3e-6 vs 7.5e-7, fc6 3.2e-6 vs 1.4e-6 relative), and the amplification
-magnifies that ratio (measured 1.8-3.6x); lrpjax's float32 error is allowed 4x Zennit's there."""
-EPSILON_ON_CONVS_FACTOR = 4.0
+magnifies that ratio (measured 1.8-3.6x with earlier jaxlib releases, 4.4-5.4x with jaxlib 0.10.2 on the same
+inputs); lrpjax's float32 error is allowed 8x Zennit's there. The float64 parity is unaffected."""
+EPSILON_ON_CONVS_FACTOR = 8.0
 
 
 def lrpjax_single(rule: R.Rule, first_only: bool) -> Composite:
