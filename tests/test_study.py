@@ -118,7 +118,9 @@ def test_study_end_to_end_then_a_rerun_loads_every_stage(tmp_path, capsys):
     regions = json.loads((workdir / "stages" / "regions.json").read_text())["summary"]
     for values in regions["models"].values():
         assert abs(sum(v[0] for v in values) - 1) < 1e-6  # the shares of each image sum to 1
-    capsys.readouterr()
+    err = capsys.readouterr().err  # the one progress display, quiet off a terminal: each stage's last line
+    assert re.search(r"^  relevance on faces \(\d+ images\) 4/4 models  \d+\.\d models/s  ETA 00:00:00  \S+$", err,
+                     re.M) and "\r" not in err
 
     second = run_study(config)
     err = capsys.readouterr().err
