@@ -42,7 +42,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -52,6 +51,7 @@ from experiments.configfile import call_get_config
 from experiments.planted import build_planted
 from experiments.preflight import preflight
 from lrpjax import data, train
+from lrpjax.progress import to_stderr, track
 
 KEYS = ("workdir", "data", "bases", "tasks", "seeds", "finetune")
 OPTIONAL = ("description", "folders", "planted")
@@ -117,7 +117,7 @@ def prepare_bases(config: Mapping[str, Any], workdir: str, paths: data.DataPaths
 
 
 def run_grid(config: Mapping[str, Any], workdir: str | None = None,
-             log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> dict[str, Any]:
+             log: Callable[[str], None] = to_stderr) -> dict[str, Any]:
     """Train every base x task x seed model not yet finished and write the tables; returns
     ``{"rows", "trained", "skipped", "table"}`` (``table``: the Markdown)."""
     workdir = workdir or config["workdir"]
@@ -132,18 +132,19 @@ def run_grid(config: Mapping[str, Any], workdir: str | None = None,
     folders = config.get("folders")
     bases = prepare_bases(config, workdir, paths, log)
     rows, trained, skipped = [], [], []
-    for base_name, checkpoint in bases.items():
-        for task_name, task in config["tasks"].items():
-            for seed in task.get("seeds", config["seeds"]):
-                run_dir = os.path.join(workdir, "runs", base_name, task_name, f"seed{seed}")
-                fields = {**config["finetune"], **task.get("finetune", {}), "base": checkpoint, "seed": seed,
-                          "task": task_name}
-                results, fresh = train_once(run_dir, train.TrainConfig(**fields), paths, task["train"],
-                                            task.get("validation"), list(task["tests"].values()), log, folders)
-                (trained if fresh else skipped).append(run_dir)
-                accuracies = {column: results["test"][spec_name(spec, results)]["accuracy"]
-                              for column, spec in task["tests"].items()}
-                rows.append({"base": base_name, "task": task_name, "seed": seed, **accuracies})
+    runs = [(base_name, checkpoint, task_name, task, seed) for base_name, checkpoint in bases.items()
+            for task_name, task in config["tasks"].items() for seed in task.get("seeds", config["seeds"])]
+    for base_name, checkpoint, task_name, task, seed in track(runs, len(runs), log=log, label="grid", unit="models",
+                                                              note=lambda r: f"{r[0]}/{r[2]}/seed{r[4]}", every=0):
+        run_dir = os.path.join(workdir, "runs", base_name, task_name, f"seed{seed}")
+        fields = {**config["finetune"], **task.get("finetune", {}), "base": checkpoint, "seed": seed,
+                  "task": task_name}
+        results, fresh = train_once(run_dir, train.TrainConfig(**fields), paths, task["train"],
+                                    task.get("validation"), list(task["tests"].values()), log, folders)
+        (trained if fresh else skipped).append(run_dir)
+        accuracies = {column: results["test"][spec_name(spec, results)]["accuracy"]
+                      for column, spec in task["tests"].items()}
+        rows.append({"base": base_name, "task": task_name, "seed": seed, **accuracies})
     columns = [c for task in config["tasks"].values() for c in task["tests"]]
     table = write_tables(rows, list(dict.fromkeys(columns)), workdir, config)
     return {"rows": rows, "trained": trained, "skipped": skipped, "table": table}

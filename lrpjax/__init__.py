@@ -3,6 +3,7 @@
 from lrpjax import attribution, composites, rules, stabilizers
 from lrpjax.attribution import gradient_x_input, integrated_gradients, smoothgrad
 from lrpjax.composites import Composite
+from lrpjax.diagnostics import Conservation, conservation
 from lrpjax.engine import Explanation, explain, explain_full, sum_channels
 from lrpjax.models import (
     VGG,
@@ -46,12 +47,14 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Composite",
+    "Conservation",
     "Explanation",
     "LayerSpec",
     "ResNet",
     "VGG",
     "attribution",
     "composites",
+    "conservation",
     "explain",
     "explain_full",
     "gradient_x_input",

@@ -52,9 +52,10 @@ def _gradient_fn(model: VGG):
 
 def _prepare(model: VGG, variables: Any, images: Any, targets: Targets):
     images = check_images(model, images)
-    if isinstance(targets, str):
+    if isinstance(targets, str) or callable(targets):
         raise ValueError(f"targets={targets!r}: attributors take class indices, one per image")
-    one_hot, _ = _start_relevance(model, images, targets, None)
+    indices, _ = _start_relevance(model, images, targets, None)
+    one_hot = jax.nn.one_hot(indices, model.num_classes, dtype=images.dtype)
     return jax.tree.map(lambda a: jnp.asarray(a, images.dtype), variables), images, one_hot
 
 

@@ -19,6 +19,8 @@ only once everything is written, so ``DEST`` is either absent or a complete chec
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -301,6 +303,34 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return metadata
 
 
+class _DrainingLoop(asyncio.SelectorEventLoop):
+    """An event loop that finishes its pending tasks before it closes."""
+
+    def close(self) -> None:
+        pending = [] if self.is_running() or self.is_closed() else list(asyncio.all_tasks(self))
+        if pending:
+            self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        super().close()
+
+
+class _DrainingPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return _DrainingLoop()
+
+
+@contextlib.contextmanager
+def _draining_event_loops():
+    """Event loops made meanwhile wait for their tasks before closing. orbax restores every array in a fresh
+    loop and closes it as soon as one read fails; the other reads' tensorstore callbacks then land on a
+    closed loop and print "RuntimeError: Event loop is closed" tracebacks after the one-line error."""
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(_DrainingPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
+
+
 def load(path: str | os.PathLike[str]) -> tuple[Model, dict[str, Any], dict[str, Any]]:
     """Read a checkpoint written by :func:`save`: ``(model, variables, metadata)``.
 
@@ -318,7 +348,7 @@ def load(path: str | os.PathLike[str]) -> tuple[Model, dict[str, Any], dict[str,
     if not os.path.isdir(variables_path):
         raise FileNotFoundError(f"checkpoint {path!r} is missing its {VARIABLES_DIR}/ directory")
     try:
-        with _checkpointer() as checkpointer:
+        with _checkpointer() as checkpointer, _draining_event_loops():
             restored = checkpointer.restore(variables_path)
     except Exception as error:  # orbax/tensorstore raise many types for damaged files
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]

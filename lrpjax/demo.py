@@ -34,7 +34,6 @@ from lrpjax.data.pipeline import crop_image, normalize
 from lrpjax.data.shipped import lfw_subset_splits
 from lrpjax.data.sources import Split, array_split
 from lrpjax.preprocess import TORCHVISION, load_image
-from lrpjax.targets import contrast_relevance
 from lrpjax.train import TrainConfig, evaluate, fit
 
 GENDERS = ("female", "male")
@@ -159,10 +158,9 @@ def _explain(task: DemoTask, model: Any, variables: Any, composite_names: Sequen
     examples = task.test.read(pick)
     pixels = np.stack([crop_image(data, task.preprocessing) for data, _, _ in examples])
     x = np.stack([normalize(p, task.preprocessing) for p in pixels])
-    logits = np.asarray(model.apply(variables, x))
-    predicted = logits.argmax(-1)
-    contrast = contrast_relevance(logits)  # two classes: (z_pred, -z_other), summing to the log-odds
-    explained = engine.explain_full(model, variables, x, None, chosen, output_relevance=contrast)
+    # two classes: (z_pred, -z_other), summing to the log-odds
+    explained = engine.explain_full(model, variables, x, "contrast", chosen)
+    predicted = np.asarray(explained.targets)
     rows, row_labels = [], []
     names = task.test.class_names
     for i, (_, label, name) in enumerate(examples):

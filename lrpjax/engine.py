@@ -13,7 +13,7 @@ one forward pass. A VGG is a graph without branches, so its loop is the plain ch
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrpjax import layers as L
+from lrpjax import targets as targets_lib
 from lrpjax.canonize import merge_batch_norm, merged_graph
 from lrpjax.composites import Composite
 from lrpjax.finite import require_finite_rows
@@ -48,11 +49,17 @@ class Explanation(NamedTuple):
       logits: ``[B, num_classes]`` of the explained (canonized) model.
       layers: per composite, a dict layer name -> relevance at that layer's input (empty unless asked; an
         ``add`` node's is ``[B, K, ...]``, one slice per summand).
+      targets: ``[B]`` the class each image was explained for: the given class, the predicted class (for
+        ``"predicted"`` and ``"contrast"``), or the class with the largest output relevance (for a function
+        of the logits or a given ``output_relevance``).
+      output_relevance: ``[B, num_classes]`` the relevance the backward pass started from.
     """
 
     relevance: Any
     logits: Array
     layers: Any
+    targets: Array
+    output_relevance: Array
 
 
 def _linear_view(spec: LayerSpec):
@@ -152,25 +159,26 @@ def backward(chain, params, rules, inputs, outputs, relevance, keep_layers: bool
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(chain: tuple[LayerSpec, ...], composites: tuple[Composite, ...], start: str, keep_layers: bool):
-    """One jitted, vmapped function per (graph, composites, flags); jax caches per shape/dtype inside."""
+def _compiled(chain: tuple[LayerSpec, ...], composites: tuple[Composite, ...], mode: str | Callable,
+              keep_layers: bool):
+    """One jitted function per (graph, composites, target mode, flags); jax caches per shape/dtype inside.
+    The forward pass and the backward pass are each vmapped over the batch; between them the target mode
+    turns the batch's logits into the output relevance (:func:`lrpjax.targets.start`)."""
     rules_per_composite = [c.resolve(merged_graph(chain)) for c in composites]
 
-    def single(variables, image, output_relevance):
-        merged_chain, params = merge_batch_norm(chain, variables)
-        logits, inputs, outputs = forward(merged_chain, params, image)
-        if start == "predicted":
-            output_relevance = jax.nn.one_hot(jnp.argmax(logits), logits.shape[-1], dtype=logits.dtype)
-        relevance = output_relevance if start == "given" else output_relevance * logits
-        results = [
-            backward(merged_chain, params, rules, inputs, outputs, relevance[None], keep_layers)
-            for rules in rules_per_composite
-        ]
-        return tuple(r[0] for r in results), logits, tuple(r[1] for r in results)
-
-    def batched(variables, images, output_relevance):
+    def batched(variables, images, given):
         variables = jax.tree.map(lambda a: jnp.asarray(a, images.dtype), variables)
-        return jax.vmap(single, in_axes=(None, 0, 0))(variables, images, output_relevance)
+        merged_chain, params = merge_batch_norm(chain, variables)
+        logits, inputs, outputs = jax.vmap(lambda image: forward(merged_chain, params, image))(images)
+        explained, relevance = targets_lib.start(mode, logits, given)
+
+        def single(inputs, outputs, relevance):
+            results = [backward(merged_chain, params, rules, inputs, outputs, relevance[None], keep_layers)
+                       for rules in rules_per_composite]
+            return tuple(r[0] for r in results), tuple(r[1] for r in results)
+
+        maps, layers = jax.vmap(single)(inputs, outputs, relevance)
+        return maps, logits, layers, explained, relevance
 
     return jax.jit(batched)
 
@@ -190,12 +198,12 @@ def explain_full(
     if not composites or not all(isinstance(c, Composite) for c in composites):
         raise TypeError(f"composite must be a lrpjax Composite or a sequence of them, got {composite!r}")
     images = check_images(model, images)
-    start, mode = _start_relevance(model, images, targets, output_relevance)
-    fn = _compiled(model.layers, composites, mode, return_layers)
-    relevance, logits, layers = fn(variables, images, start)
+    given, mode = _start_relevance(model, images, targets, output_relevance)
+    relevance, logits, layers, explained, start = _compiled(model.layers, composites, mode, return_layers)(
+        variables, images, given)
     if isinstance(composite, Composite):
-        return Explanation(relevance[0], logits, layers[0])
-    return Explanation(relevance, logits, layers)
+        return Explanation(relevance[0], logits, layers[0], explained, start)
+    return Explanation(relevance, logits, layers, explained, start)
 
 
 def explain(
@@ -215,8 +223,13 @@ def explain(
       variables: its variables (``{"params": ..., "batch_stats": ...}``); cast to the images' dtype.
       images: ``[B, H, W, C]`` floating point (float32 by default; float64 with ``jax_enable_x64`` for exact
         cross-checks; bfloat16 for speed on accelerators).
-      targets: class index per image, or ``"predicted"`` (each image's highest logit, found inside the same
-        compiled pass); relevance starts at that logit (``R = logit`` at the target, 0 elsewhere).
+      targets: class index per image (relevance starts at that logit: ``R = logit`` at the target, 0
+        elsewhere), or a mode computed from the logits inside the same compiled pass: ``"predicted"`` (the
+        highest logit), ``"contrast"`` (the predicted class :math:`c` against the others' mean,
+        :math:`R_c = z_c`, :math:`R_k = -z_k / (K - 1)`; Montavon et al. 2019, sec. 10.1;
+        :func:`lrpjax.targets.contrast_relevance`) or a jit-traceable function of the logits ``[B, K]``
+        returning the output relevance ``[B, K]`` (compiled once per function object: pass the same one
+        again to reuse it).
       composite: a :class:`~lrpjax.composites.Composite`, or several (one forward pass, a tuple of results).
       output_relevance: instead of ``targets``, the relevance at the output, ``[B, num_classes]``
         (e.g. one-hot, as Zennit's attributors take).
@@ -249,11 +262,11 @@ def check_images(model: Model, images: Any) -> Array:
 
 
 def _start_relevance(model: Model, images: Array, targets: Any, output_relevance: Any) -> tuple[Array, str]:
-    """The array the compiled pass starts from, and how: ``target_logit``, ``predicted`` or ``given``."""
+    """The array the compiled pass starts from, and how (a mode of :func:`lrpjax.targets.start`)."""
     batch = images.shape[0]
     if (targets is None) == (output_relevance is None):
-        raise ValueError("give exactly one of targets (class per image or 'predicted') and output_relevance "
-                         "([B, num_classes])")
+        raise ValueError("give exactly one of targets (class per image, a target mode or a function of the "
+                         "logits) and output_relevance ([B, num_classes])")
     if output_relevance is not None:
         require_finite_rows("output_relevance", output_relevance)
         output_relevance = jnp.asarray(output_relevance, images.dtype)
@@ -261,10 +274,13 @@ def _start_relevance(model: Model, images: Array, targets: Any, output_relevance
             raise ValueError(f"output_relevance must be [{batch}, {model.num_classes}], "
                              f"got {tuple(output_relevance.shape)}")
         return output_relevance, "given"
-    if isinstance(targets, str):
-        if targets != "predicted":
-            raise ValueError(f"targets={targets!r}: give class indices or 'predicted'")
-        return jnp.zeros((batch, model.num_classes), images.dtype), "predicted"
+    if isinstance(targets, str) or callable(targets):
+        if not callable(targets) and targets not in targets_lib.MODES:
+            raise ValueError(f"targets={targets!r} is unknown: give class indices, "
+                             f"{' or '.join(map(repr, targets_lib.MODES))}, or a function of the logits")
+        if targets == "contrast" and model.num_classes < 2:
+            raise ValueError(f"targets='contrast' needs at least 2 classes, the model has {model.num_classes}")
+        return jnp.zeros((batch, model.num_classes), images.dtype), targets
     targets = np.asarray(targets)
     if targets.ndim == 0:
         targets = np.full((batch,), targets)
@@ -275,7 +291,7 @@ def _start_relevance(model: Model, images: Array, targets: Any, output_relevance
     bad = targets[(targets < 0) | (targets >= model.num_classes)]
     if bad.size:
         raise ValueError(f"targets {bad.tolist()} out of range for {model.num_classes} classes")
-    return jax.nn.one_hot(targets, model.num_classes, dtype=images.dtype), "target_logit"
+    return jnp.asarray(targets), "target_logit"
 
 
 def sum_channels(relevance: Array) -> Array:

@@ -1,14 +1,17 @@
-"""One progress display for the long jobs (training, the explain job): count, rate and ETA.
+"""One progress display for the long jobs (training, the explain job, the grid, the study): count, rate and ETA.
 
 On a terminal the line is redrawn in place a few times a second; elsewhere (a log file, a pipe, CI) it is
-quiet: one line every ``every`` seconds and one at the end.
+quiet: no carriage returns, one line every ``every`` seconds and one at the end. A job that reports through a
+``log(line)`` function shows it through :func:`stream_for`: stderr (redrawn on a terminal) for
+:func:`to_stderr`, the default log of every job, else the log itself, one line at a time.
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Iterable, Iterator
+from typing import TextIO, TypeVar
 
 import numpy as np
 
@@ -48,6 +51,29 @@ class Progress:
     def close(self) -> None:
         if self.tty and self.count:
             self.stream.write("\n")
+
+
+Item = TypeVar("Item")
+
+
+def to_stderr(line: str) -> None:
+    """The jobs' default log: one line on stderr."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def stream_for(log: Callable[[str], None]) -> TextIO | LogStream:
+    """Where a job whose log is ``log`` shows its progress: stderr for :func:`to_stderr`, else ``log``."""
+    return sys.stderr if log is to_stderr else LogStream(log)
+
+
+def track(items: Iterable[Item], total: int, *, log: Callable[[str], None], label: str, unit: str,
+          note: Callable[[Item], str] = str, every: float = 30.0) -> Iterator[Item]:
+    """``items`` one by one, with a :class:`Progress` line after each (its note names the item just done)."""
+    progress = Progress(total, stream=stream_for(log), label=label, unit=unit, every=every)
+    for item in items:
+        yield item
+        progress.update(1, note(item))
+    progress.close()
 
 
 class LogStream:

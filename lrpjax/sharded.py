@@ -42,13 +42,12 @@ class Explainer:
         x = jax.device_put(padded, self._data)
         if targets is None:
             out = engine.explain_full(self.model, self._variables, x, "predicted", self.composites)
-            chosen = jnp.argmax(out.logits, axis=-1)  # the class the compiled pass explained (first maximum)
         else:
             chosen = np.zeros(self.batch_size, np.int64)
             chosen[:count] = targets
             out = engine.explain_full(self.model, self._variables, x, chosen, self.composites)
         relevance = [r if self.keep_channels else jnp.sum(r, axis=-1) for r in out.relevance]
-        return InFlight(count, relevance, out.logits, chosen)
+        return InFlight(count, relevance, out.logits, out.targets)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import functools
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -35,7 +34,7 @@ from lrpjax import checkpoints
 from lrpjax.data.pipeline import eval_batches, hide_accelerators_from_tensorflow, prefetch_to_device, train_batches
 from lrpjax.data.sources import Split
 from lrpjax.models.vgg import VGG
-from lrpjax.progress import LogStream, Progress
+from lrpjax.progress import Progress, stream_for, to_stderr
 from lrpjax.workdir import exclusive
 
 TRAINABLE = {
@@ -349,10 +348,6 @@ class _MetricsLog:
             handle.write(json.dumps(record) + "\n")
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def _check_finite(step: int, loss: jax.Array) -> None:
     value = float(loss)
     if not np.isfinite(value):
@@ -383,7 +378,7 @@ def resolve_preprocessing(config: TrainConfig, base_metadata: Mapping[str, Any])
 
 
 def fit(config: TrainConfig, train: Split, *, workdir: str, validation: Split | None = None,
-        hooks: Sequence[Callable[[int, TrainState], None]] = (), log: Callable[[str], None] = _stderr) -> FitResult:
+        hooks: Sequence[Callable[[int, TrainState], None]] = (), log: Callable[[str], None] = to_stderr) -> FitResult:
     """Train (or resume training) in ``workdir`` for ``config.steps`` steps; see the module docstring.
 
     ``hooks`` are called as ``hook(step, state)`` once a step is done (logged, evaluated, saved). ``workdir`` is
@@ -446,7 +441,7 @@ def _loop(config: TrainConfig, train: Split, validation: Split | None, run: _Run
         train, preprocessing, batch_size=config.batch_size, seed=config.seed, start=run.stream["cursor"],
         skipped=run.stream["skipped"], augment=config.augment, colour=config.colour_jitter, workers=config.workers))
     window, started = [], time.time()
-    progress = Progress(config.steps, stream=sys.stderr if log is _stderr else LogStream(log), label="train",
+    progress = Progress(config.steps, stream=stream_for(log), label="train",
                         unit="steps", done=step)
     for batch in batches:
         state, metrics = train_step(run.state, batch.image, batch.label, jax.random.fold_in(dropout_key, step))
@@ -493,7 +488,7 @@ def _note(record: Mapping[str, Any]) -> str:
 
 def run(config: TrainConfig, workdir: str, *, train: Split, validation: Split | None = None,
         tests: Sequence[Split] = (), hooks: Sequence[Callable[[int, TrainState], None]] = (),
-        keep_checkpoints: bool = True, log: Callable[[str], None] = _stderr) -> dict[str, Any]:
+        keep_checkpoints: bool = True, log: Callable[[str], None] = to_stderr) -> dict[str, Any]:
     """Fit in ``workdir``, evaluate on ``tests``, export ``workdir/model`` (a :mod:`lrpjax.checkpoints`
     checkpoint) and ``workdir/results.json``; returns the results. The export is written last, so its
     presence marks a finished run; ``keep_checkpoints=False`` then deletes the training checkpoints. The whole

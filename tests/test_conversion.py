@@ -343,8 +343,6 @@ def test_checkpoint_round_trip_and_metadata_checks(tmp_path, small_pth):
     assert_nothing_written(tmp_path / "x")
 
 
-# orbax leaves a callback on a closed asyncio loop after a failed restore; it is harmless noise
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_load_reports_missing_and_corrupt_checkpoints(tmp_path, small_pth):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         checkpoints.load(tmp_path / "absent")
@@ -374,8 +372,24 @@ def test_load_reports_missing_and_corrupt_checkpoints(tmp_path, small_pth):
                     full = os.path.join(root, name)
                     os.truncate(full, os.path.getsize(full) // 2)
 
+    truncated = damaged("truncated_data", truncate_data)
     with pytest.raises(ValueError, match="truncated_data.*cannot restore variables/"):
-        checkpoints.load(damaged("truncated_data", truncate_data))
+        checkpoints.load(truncated)
+
+    def truncate_largest(path) -> None:  # one array unreadable, the others' reads still in flight when it fails
+        largest = max((p for p in (path / "variables").rglob("*") if p.parent.name == "d"), key=os.path.getsize)
+        os.truncate(largest, 1000)
+
+    # the CLI's stderr holds the one-line error only, no "Event loop is closed" tracebacks of reads in flight
+    truncated = damaged("one_truncated", truncate_largest)
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "images" / "one.png")
+    result = subprocess.run([sys.executable, "-m", "lrpjax.cli", "explain", truncated, "--images",
+                             str(tmp_path / "images"),
+                             "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"lrpjax explain: error: checkpoint {truncated!r}: cannot restore variables/")
 
     def other_model(path) -> None:
         metadata = json.loads((path / "metadata.json").read_text())

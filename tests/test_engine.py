@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import IMAGENET_HIGH, IMAGENET_LOW, normalized_images, random_vgg, relative_error
+from conftest import IMAGENET_HIGH, IMAGENET_LOW, normalized_images, random_variables, random_vgg, relative_error
 
 import lrpjax
 from lrpjax import composites, engine
@@ -87,8 +87,9 @@ def test_batch_equals_single_images_and_compiles_once():
     for i in range(3):
         single = lrpjax.explain(model, variables, images[i:i + 1], [i], composite)
         np.testing.assert_allclose(single[0], batch[i], rtol=1e-12, atol=1e-14 * float(jnp.abs(batch).max()))
-    compiled = engine._compiled(model.layers, (composite,), True, False)
+    compiled = engine._compiled(model.layers, (composite,), "target_logit", False)
     before = compiled._cache_size()
+    assert before == 2  # batches of 3 and of 1
     lrpjax.explain(model, variables, images + 1.0, [2, 2, 2], composite)
     lrpjax.explain(model, jax.tree.map(lambda a: a * 2, variables), images, [1, 0, 1], preset("epsilon_gamma_box"))
     assert compiled._cache_size() == before
@@ -110,10 +111,55 @@ def test_predicted_targets_are_found_in_the_same_pass():
     images = normalized_images(3, 64, seed=20)
     composite = preset("epsilon_gamma_box")
     predicted = jnp.argmax(model.apply(variables, images), axis=-1)
-    np.testing.assert_array_equal(lrpjax.explain(model, variables, images, "predicted", composite),
-                                  lrpjax.explain(model, variables, images, predicted, composite))
-    with pytest.raises(ValueError, match="predicted"):
+    inside = lrpjax.explain_full(model, variables, images, "predicted", composite)
+    np.testing.assert_array_equal(inside.relevance, lrpjax.explain(model, variables, images, predicted, composite))
+    np.testing.assert_array_equal(inside.targets, predicted)
+    np.testing.assert_array_equal(lrpjax.explain_full(model, variables, images, [2, 0, 1], composite).targets,
+                                  [2, 0, 1])
+    with pytest.raises(ValueError, match=r"^targets='best' is unknown: give class indices, 'predicted' or "
+                                         r"'contrast', or a function of the logits$"):
         lrpjax.explain(model, variables, images, "best", composite)
+
+
+def host_contrast(logits):
+    """The contrast relevance as the host computed it before it moved into the compiled pass."""
+    logits = np.asarray(logits)
+    chosen = np.eye(logits.shape[-1], dtype=bool)[logits.argmax(-1)]
+    return np.where(chosen, logits, -logits / (logits.shape[-1] - 1))
+
+
+@pytest.mark.parametrize("dtype, bound", [(jnp.float64, 1e-12), (jnp.float32, 1e-6)])
+def test_contrast_and_function_modes_inside_the_pass_equal_the_host_computation(dtype, bound):
+    model = lrpjax.vgg11(num_classes=5, width=1 / 16, pool_to=None, input_size=32, param_dtype=dtype)
+    variables = random_variables(model, seed=21, dtype=dtype)
+    images = normalized_images(3, 32, seed=22, dtype=dtype)
+    composite = preset("epsilon_plus")
+    compiled = engine._compiled(model.layers, (composite,), "contrast", False)
+    before = compiled._cache_size()
+    inside = lrpjax.explain_full(model, variables, images, "contrast", composite)
+    logits = inside.logits  # equal to model.apply's (test_zennit_parity); saves a compilation here
+    lrpjax.explain(model, variables, images * 0.5, "contrast", composite)
+    assert compiled._cache_size() == before + 1
+    host = lrpjax.explain(model, variables, images, None, composite, output_relevance=host_contrast(logits))
+    error = relative_error(inside.relevance, host)
+    print(f"contrast inside vs host, {np.dtype(dtype).name}: max|dR|/max|R| = {error:.1e}")
+    assert inside.relevance.dtype == dtype and error <= bound
+    np.testing.assert_array_equal(inside.targets, np.asarray(logits).argmax(-1))
+    if dtype != jnp.float64:
+        return
+
+    def softmax_weighted(z):
+        return jax.nn.softmax(z, axis=-1) * z
+
+    by_function = lrpjax.explain_full(model, variables, images, softmax_weighted, composite)
+    lrpjax.explain(model, variables, images * 0.5, softmax_weighted, composite)
+    assert engine._compiled(model.layers, (composite,), softmax_weighted, False)._cache_size() == 1
+    start = np.asarray(jax.nn.softmax(logits, axis=-1) * logits)
+    host = lrpjax.explain(model, variables, images, None, composite, output_relevance=start)
+    assert relative_error(by_function.relevance, host) <= bound
+    np.testing.assert_array_equal(by_function.targets, start.argmax(-1))
+    with pytest.raises(ValueError, match=r"returned output relevance of shape \(3,\); it must be"):
+        lrpjax.explain(model, variables, images, lambda z: z.sum(-1), composite)
 
 
 def test_layer_relevance_is_returned_for_every_layer():

@@ -32,6 +32,9 @@ def test_grid_trains_once_skips_finished_models_and_writes_the_table(tmp_path, m
     second = capsys.readouterr()
     assert "trained 0 model(s), skipped 4 finished" in second.out
     assert second.err.count("skipping") == 6  # two bases and four models
+    shown = [line for line in second.err.splitlines() if line.startswith("grid ")]  # the one progress display
+    assert [line.split()[1] for line in shown] == ["1/4", "2/4", "3/4", "4/4"] and "\r" not in second.err
+    assert all("models/s  ETA " in line for line in shown) and shown[-1].endswith("vggface/identity/seed0")
     with open(workdir / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["base"], r["task"]) for r in rows] == [("imagenet", "gender"), ("imagenet", "identity"),

@@ -118,7 +118,9 @@ def test_study_end_to_end_then_a_rerun_loads_every_stage(tmp_path, capsys):
     regions = json.loads((workdir / "stages" / "regions.json").read_text())["summary"]
     for values in regions["models"].values():
         assert abs(sum(v[0] for v in values) - 1) < 1e-6  # the shares of each image sum to 1
-    capsys.readouterr()
+    err = capsys.readouterr().err  # the one progress display, quiet off a terminal: each stage's last line
+    assert re.search(r"^  relevance on faces \(\d+ images\) 4/4 models  \d+\.\d models/s  ETA 00:00:00  \S+$", err,
+                     re.M) and "\r" not in err
 
     second = run_study(config)
     err = capsys.readouterr().err
@@ -128,7 +130,7 @@ def test_study_end_to_end_then_a_rerun_loads_every_stage(tmp_path, capsys):
 
 
 def test_contrast_relevance_explains_the_prediction_against_the_others(tmp_path):
-    np.testing.assert_allclose(compute.contrast_relevance(np.array([[2.0, -1.0, 0.5], [0.0, 3.0, 1.0]])),
+    np.testing.assert_allclose(lrpjax.targets.contrast_relevance(np.array([[2.0, -1.0, 0.5], [0.0, 3.0, 1.0]])),
                                [[2.0, 0.5, -0.25], [0.0, 3.0, -0.5]])
     make_grid(tmp_path)
     model = grid_models.discover(str(tmp_path))[0]

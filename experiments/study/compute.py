@@ -23,7 +23,7 @@ from experiments.study import models as grid_models
 from experiments.study.images import ImageSet
 from lrpjax import analysis, attribution, engine, preprocess
 from lrpjax.analysis import randomization
-from lrpjax.targets import contrast_relevance
+from lrpjax.targets import MODES
 
 METRICS = ("accuracy", "logit", "probability")
 MODEL_CONTROLS = ("randomised model", "gradient × input", "SmoothGrad", "Integrated Gradients")
@@ -41,14 +41,14 @@ def _padded(x: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([x, np.zeros((size - len(x),) + x.shape[1:], x.dtype)])
 
 
-TARGETS = ("predicted", "contrast")
+TARGETS = MODES
 
 
 def explain_model(model: grid_models.GridModel, image_set: ImageSet, composite_names: Sequence[str], *,
                   batch_size: int, target: str = "predicted") -> dict[str, np.ndarray]:
     """``{"heat": float32 [C, N, H, W], "logits": [N, K]}``: each composite's relevance summed over channels, of
     the predicted logit (``target="predicted"``) or of the predicted class against the others
-    (``"contrast"``, :func:`contrast_relevance`)."""
+    (``"contrast"``, :func:`lrpjax.targets.contrast_relevance`), both computed inside the compiled pass."""
     if target not in TARGETS:
         raise ValueError(f"relevance target={target!r} is unknown; choose one of {TARGETS}")
     net, variables, _ = grid_models.load(model.path)
@@ -59,11 +59,7 @@ def explain_model(model: grid_models.GridModel, image_set: ImageSet, composite_n
     for part in _batches(len(x), size):
         count = part.stop - part.start
         batch = _padded(x[part], size)
-        if target == "contrast":
-            start = contrast_relevance(net.apply(variables, batch))
-            out = engine.explain_full(net, variables, batch, None, chosen, output_relevance=start)
-        else:
-            out = engine.explain_full(net, variables, batch, "predicted", chosen)
+        out = engine.explain_full(net, variables, batch, target, chosen)
         heats.append(np.stack([np.asarray(r, np.float32).sum(axis=-1)[:count] for r in out.relevance]))
         logits.append(np.asarray(out.logits, np.float32)[:count])
     return {"heat": np.concatenate(heats, axis=1), "logits": np.concatenate(logits)}

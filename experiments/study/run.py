@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,15 +34,12 @@ from experiments.study.cache import StageResult, Stages, fingerprint, package_ha
 from experiments.study.config import check_config
 from experiments.study.images import ImageSet, build_image_set
 from lrpjax import analysis, checkpoints, data
+from lrpjax.progress import to_stderr, track
 
 Log = Callable[[str], None]
 LRPJAX_CODE = package_hash(lrpjax)  # rules, composites, engine, analyses: a change recomputes the stages
 MODEL_CODE = source_hash(compute, images_module, grid_models) + LRPJAX_CODE  # the model-running stages' inputs
 STATISTICS_CODE = source_hash(analyses, human_data) + LRPJAX_CODE  # the statistics stages' inputs
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 class Context:
@@ -60,6 +56,11 @@ class Context:
     def members(self, set_name: str) -> list[grid_models.GridModel]:
         """The models shown the image set ``set_name``."""
         return grid_models.select(self.models, self.config["image_sets"][set_name].get("models", "all"))
+
+    def track(self, members: Sequence[grid_models.GridModel], label: str) -> Iterator[grid_models.GridModel]:
+        """``members`` one by one, with the jobs' progress line (:func:`lrpjax.progress.track`)."""
+        return track(members, len(members), log=self.log, label=f"  {label}", unit="models",
+                     note=lambda m: m.name)
 
     def identity(self, members: Sequence[grid_models.GridModel]) -> list[Any]:
         """What identifies the models for fingerprints: name, path and the checkpoint's modification time."""
@@ -92,8 +93,7 @@ def relevance_stage(ctx: Context, name: str, images: ImageSet, upstream: str
 
     def run(key: str):
         summary = {}
-        for k, model in enumerate(members):
-            ctx.log(f"  relevance of {model.name} on {name} ({k + 1}/{len(members)}, {len(images.ids)} images)")
+        for model in ctx.track(members, f"relevance on {name} ({len(images.ids)} images)"):
             out[model.name] = ctx.stages.part(stage, model.key, key, lambda m=model: compute.explain_model(
                 m, images, options["composites"], batch_size=options["batch_size"],
                 target=options.get("target", "predicted")))
@@ -129,8 +129,7 @@ def controls_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str,
                                     batch_size=ctx.config["relevance"]["batch_size"], options=options)
 
     def run(key: str):
-        for k, model in enumerate(members):
-            ctx.log(f"  control maps of {model.name} on {name} ({k + 1}/{len(members)})")
+        for model in ctx.track(members, f"control maps on {name}"):
             per_model[model.name] = ctx.stages.part(stage, model.key, key, lambda m=model: one(m))
         free = analysis.model_free_maps(images.pixels.astype(np.float64) / 255.0,
                                         {m: v["heat"][0] for m, v in maps.items()},
@@ -169,8 +168,7 @@ def masking_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, 
                                   masking=options, metric=metric)
 
     def run(key: str):
-        for k, model in enumerate(members):
-            ctx.log(f"  masking {model.name} on {name} ({k + 1}/{len(members)}, {len(sources)} sources of maps)")
+        for model in ctx.track(members, f"masking on {name} ({len(sources)} sources of maps)"):
             out[model.name] = ctx.stages.part(stage, model.key, key, lambda m=model: one(m))
         return {"sources": sources, "metric": metric}, {}
 
@@ -192,8 +190,7 @@ def mprt_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, dic
 
     def run(key: str):
         per_model = {}
-        for k, model in enumerate(members):
-            ctx.log(f"  MPRT of {model.name} on {name} ({k + 1}/{len(members)}, {count} images)")
+        for model in ctx.track(members, f"MPRT on {name} ({count} images)"):
             per_model[model.name] = ctx.stages.part("mprt", model.key, key, lambda m=model: compute.mprt_model(
                 m, subset, composites, predictions=maps[m.name]["logits"].argmax(-1)[:count],
                 seed=int(options.get("seed", 0))))
@@ -229,8 +226,7 @@ def human_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, di
 
     def run(key: str):
         model_rdms = {}
-        for model in members:
-            ctx.log(f"  embeddings of {model.name} on {name}")
+        for model in ctx.track(members, f"embeddings on {name}"):
             model_rdms[model.name] = ctx.stages.part("human", model.key, key,
                                                      lambda m=model: rdms_of(m, maps[m.name]["heat"][0]))
         if options["mode"] == "synthetic":
@@ -313,7 +309,7 @@ def _masking_summaries(curves, fractions, metric, statistics):
 
 
 def run_study(config: Mapping[str, Any], *, workdir: str | None = None, grid: str | None = None,
-              log: Log = _stderr) -> dict[str, Any]:
+              log: Log = to_stderr) -> dict[str, Any]:
     """Run (or resume) the study of ``config`` on the models of ``grid`` (default: the config's) in ``workdir``.
 
     Returns:
