@@ -22,7 +22,7 @@ from PIL import Image
 import lrpjax
 from lrpjax import batch, checkpoints, cli, train
 from lrpjax import crosscheck as cc
-from lrpjax.analysis import human
+from lrpjax.analysis import human, randomization
 from lrpjax.preprocess import TORCHVISION, load_image, preprocess
 from lrpjax.store import STORE_FILE
 from weights_conversion.resnet import resnet_to_variables
@@ -191,3 +191,44 @@ def test_fc7_features_of_a_resnet_are_its_pooled_features_before_fc(setup):
                                setup["logits"], rtol=1e-5, atol=1e-6 * np.abs(setup["logits"]).max())
     with pytest.raises(ValueError, match="layer='fc7' is not a conv or dense layer of this ResNet"):
         human.layer_features(model, variables, setup["x"], layer="fc7")
+
+
+def test_study_on_a_grid_of_resnets_writes_every_section(setup, tmp_path):
+    from test_study import make_faces, tiny_config
+
+    from experiments.study import run_study
+
+    for k, base in enumerate(("imagenet", "vggface")):
+        model, variables = tiny_resnet(seed=k)
+        metadata = {"task": "gender", "seed": 0, "class_names": ["female", "male"], "preprocessing": PREPROCESSING,
+                    "test": {"gender:test": {"accuracy": 0.5}}}
+        checkpoints.save(tmp_path / "grid" / "runs" / base / "gender" / "seed0" / "model", model, variables, metadata)
+    make_faces(tmp_path, count=6)
+    config = tiny_config(tmp_path)
+    for optional in ("controls", "mprt"):  # both run the models as the stages below do; MPRT on ResNets: below
+        config.pop(optional)
+    config["image_sets"].pop("gender_test")
+    config["image_sets"]["faces"]["limit"] = 6
+    config["relevance"]["composites"] = COMPOSITES
+    config["human"] = {**config["human"], "source": "imagenet/gender/s0"}
+    result = run_study(config)
+    report = (tmp_path / "study" / "report.md").read_text()
+    assert result["report"] == str(tmp_path / "study" / "report.md")
+    for heading in ("## Masking curves", "## Cross-model generalization", "## Map similarity", "## Face regions",
+                    "## Human similarity"):
+        assert heading in report, heading
+    score = np.load(tmp_path / "study" / "stages" / "generalization_faces.npz")["score"]
+    np.testing.assert_allclose(np.diag(score[:2]), 1.0, atol=1e-12)
+
+
+def test_parameter_randomisation_of_a_resnet_redraws_the_top_layers_and_resets_their_batch_norms(setup):
+    model, variables = setup["model"], setup["variables"]
+    order = randomization.layer_order(model)
+    assert order[:4] == ["fc", "layer4.1.conv2", "layer4.1.conv1", "layer4.0.downsample.0"]
+    out = randomization.randomize_layers(model, variables, 4, key=jax.random.key(0))
+    for name in order[:6]:
+        changed = not np.array_equal(out["params"][name]["kernel"], variables["params"][name]["kernel"])
+        assert changed == (name in order[:4]) and ("bias" in out["params"][name]) == (name == "fc"), name
+    np.testing.assert_array_equal(out["batch_stats"]["layer4.0.downsample.1"]["var"], 1.0)
+    np.testing.assert_array_equal(out["params"]["layer4.1.bn2"]["scale"], 1.0)
+    assert not np.array_equal(out["params"]["layer4.0.bn2"]["scale"], 1.0)  # layer4.0.conv2 is not redrawn yet
