@@ -143,12 +143,17 @@ def _resnet_grid(root, faces, *, steps=4):
     }
 
 
-FACES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "faces")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FACES = os.path.join(ROOT, "..", "shared", "data", "faces")
 
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(FACES, "london")), reason="the shared face sets are absent")
 def test_grid_trains_a_resnet_from_its_model_field_and_a_resumed_run_ends_equal(tmp_path, monkeypatch):
-    from experiments.grid import run_grid
+    from experiments.grid import load_config, run_grid
+
+    shipped = load_config(os.path.join(ROOT, "experiments", "configs", "grid_cpu.py:smoke,resnet18"))
+    assert shipped["bases"]["vggface"]["config"]["model"] == {"family": "resnet", "depth": 18, "width": 0.0625,
+                                                             "input_size": 32}
 
     quiet = functools.partial(run_grid, log=lambda line: None)
     whole = quiet(_resnet_grid(tmp_path / "whole", FACES))
