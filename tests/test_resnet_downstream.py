@@ -117,8 +117,10 @@ def test_crosscheck_of_a_resnet_checkpoint_against_zennit_and_the_torch_twins_we
     state_dict = torch_resnet(18, 2, width=1 / 16, seed=3).state_dict()
     model, variables = resnet_to_variables(state_dict)
     back = torch_resnet_for(model, variables, None).state_dict()
+    from_numpy = torch_resnet_for(model, variables, {k: v.numpy() for k, v in state_dict.items()}).state_dict()
     for key, value in state_dict.items():
         torch.testing.assert_close(back[key], value, rtol=0, atol=0)
+        torch.testing.assert_close(from_numpy[key], value, rtol=0, atol=0)
     path = tmp_path / "resnet18_tiny.pth"
     torch.save(state_dict, path)
     with pytest.raises(ValueError, match="size=16 is too small: ResNet's five stride-2 stages need at least 32x32"):

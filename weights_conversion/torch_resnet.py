@@ -125,7 +125,8 @@ def torch_resnet_for(model: ResNet, variables: Mapping[str, Any], state_dict: Ma
     is checked too) or, for a checkpoint directory, from ``variables`` (the conversion run backwards)."""
     net = TorchResNet(model.depth, model.num_classes, width=model.width, layout=model.layout)
     source = state_dict if state_dict is not None else state_dict_of(resnet_entries(model), variables)
-    missing, unexpected = net.load_state_dict(dict(source), strict=False)
+    tensors = {key: torch.as_tensor(value) for key, value in source.items()}  # the VGGFace2 pickle holds numpy
+    missing, unexpected = net.load_state_dict(tensors, strict=False)
     missing = [key for key in missing if not key.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise ValueError(f"the torch ResNet does not take the weights: missing {missing}, unexpected {unexpected}")
