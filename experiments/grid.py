@@ -9,8 +9,9 @@ A grid config (a Python file with ``get_config(arg)``, see ``configs/grid_cpu.py
     ``identity_people`` (how many people ``vggface2_identity`` keeps; 500).
 ``bases``
     name -> ``{"checkpoint": DIR}`` (a converted checkpoint) or a stand-in trained here first:
-    ``{"train": "NAME:SPLIT", "validation": ..., "tests": [...], "config": {TrainConfig fields}}``;
-    ``description`` says what the base is.
+    ``{"train": "NAME:SPLIT", "validation": ..., "tests": [...], "config": {TrainConfig fields}}``, whose
+    ``model`` field selects the network (VGG fields, or ``{"family": "resnet", "depth": 18, "width": ...,
+    "input_size": ...}``); ``description`` says what the base is.
 ``tasks``
     name -> ``{"train": "NAME:SPLIT", "validation": "NAME:SPLIT" or None, "tests": {column: "NAME:SPLIT"},
     "finetune": {TrainConfig fields overriding the grid's}}``.

@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
     fit.add_argument("--preprocessing", default=None, help="JSON preprocessing dict (default: the base's)")
     fit.add_argument("--task", default=None, help="task label stored in the checkpoint (default: --train)")
-    fit.add_argument("--trainable", default="all", choices=["head", "fc", "conv5", "all"])
+    fit.add_argument("--trainable", default="all", choices=["head", "fc", "conv5", "layer4", "all"],
+                     help="what trains: VGG head (fc8), fc (fc6-fc8), conv5 (block 5 and up); ResNet head or fc (fc), "
+                          "layer4 or conv5 (layer4 and fc); all")
     fit.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
     fit.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
     fit.add_argument("--learning-rate", type=float, default=0.01)

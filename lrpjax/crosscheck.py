@@ -2,7 +2,8 @@
 
 ``crosscheck(WEIGHTS, IMAGES_DIR)`` loads the weights twice, into lrpjax (through
 :mod:`weights_conversion`, or a converted checkpoint directory through :func:`lrpjax.checkpoints.load`)
-and into an equivalent plain-``torch.nn`` VGG built here, reads and preprocesses the images with the
+and into an equivalent plain-``torch.nn`` VGG or ResNet (:mod:`weights_conversion.torch_model`,
+:mod:`weights_conversion.torch_resnet`), reads and preprocesses the images with the
 checkpoint's preprocessing metadata, and for each composite compares lrpjax's relevance with Zennit's
 for the class the torch model predicts:
 
@@ -16,10 +17,12 @@ for the class the torch model predicts:
 
 Batch norm is merged into the conv before it on both sides: lrpjax does so itself; for Zennit the
 torch model is folded here (exactly, in the run's dtype), because Zennit's ``SequentialMergeBatchNorm``
-keeps ``eps`` in each batch norm and so differs from an exact merge by ~1e-5 relative.
+keeps ``eps`` in each batch norm and so differs from an exact merge by ~1e-5 relative. A ResNet's Zennit
+composites carry Zennit's ``ResNetCanonizer``, which makes each residual sum a ``Sum`` module under the
+composite's rule for it (``Norm`` in the LRP composites), as lrpjax's ``add`` nodes are by default.
 
 Command line: ``lrpjax crosscheck WEIGHTS --images DIR [--composite NAME ...] [--dtype float32]
-[--format torchvision|vggface|finetuned] [--limit N]``. torch and zennit are imported only when a
+[--format torchvision|vggface|finetuned|vggface2] [--limit N]``. torch and zennit are imported only when a
 cross-check runs (``pip install torch`` and ``pip install --no-deps zennit``).
 """
 
@@ -41,7 +44,7 @@ import numpy as np
 from lrpjax import checkpoints
 from lrpjax import composites as lrp_composites
 from lrpjax.imagefiles import list_image_files
-from lrpjax.models.vgg import VGG
+from lrpjax.models import VGG, ResNet
 from lrpjax.preprocess import load_image, preprocess, preset, validate_preprocessing, zbox_bounds
 
 ZENNIT_COMPOSITES = (
@@ -58,7 +61,7 @@ ZENNIT_COMPOSITES = (
 COMPOSITES = (*ZENNIT_COMPOSITES, "epsilon", "gradient")
 """Every composite that can be cross-checked (``epsilon`` and ``gradient`` are built from Zennit's parts)."""
 DTYPES = ("float64", "float32")
-FORMATS = ("torchvision", "vggface", "finetuned")
+FORMATS = ("torchvision", "vggface", "finetuned", "vggface2")
 RTOL_FLOAT64 = 1e-9
 FLOAT32_FACTOR, FLOAT32_SLACK = 1.5, 1e-6
 
@@ -145,12 +148,13 @@ def detect_format(obj: Any) -> str:
     return "torchvision"
 
 
-def load_weights(weights: str | os.PathLike[str], fmt: str | None = None,
-                 arch: str | None = None) -> tuple[VGG, dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+def load_weights(weights: str | os.PathLike[str], fmt: str | None = None, arch: str | None = None,
+                 ) -> tuple[VGG | ResNet, dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """``(model, variables, metadata, torch_state_dict)`` of a ``.pth`` file or an lrpjax checkpoint directory.
 
     A ``.pth`` is converted in memory with :func:`weights_conversion.convert.convert` (``fmt`` auto-detected
-    when None) and its state dict is returned too; a checkpoint directory gives ``None`` for it.
+    when None; a torchvision ResNet is ``torchvision``; the VGGFace2 port's ``.pkl`` or ``.pth`` needs
+    ``vggface2``) and its state dict is returned too; a checkpoint directory gives ``None`` for it.
 
     Raises:
       FileNotFoundError: ``weights`` does not exist.
@@ -169,7 +173,12 @@ def load_weights(weights: str | os.PathLike[str], fmt: str | None = None,
         return model, variables, metadata, None
     from weights_conversion.convert import convert, read_torch_file, unwrap_state_dict
 
-    obj = read_torch_file(path)
+    if fmt == "vggface2" and path.endswith((".pkl", ".pickle")):
+        from weights_conversion.resnet import read_numpy_pickle
+
+        obj = read_numpy_pickle(path)
+    else:
+        obj = read_torch_file(path)
     fmt = fmt or detect_format(obj)
     try:
         model, variables, metadata = convert(fmt, obj, arch)
@@ -218,21 +227,24 @@ def read_images(images_dir: str | os.PathLike[str], preprocessing: Mapping[str, 
     return np.stack(batch), used, skipped
 
 
-def preprocessing_for(model: VGG, metadata: Mapping[str, Any], size: int | None) -> dict[str, Any]:
+def preprocessing_for(model: VGG | ResNet, metadata: Mapping[str, Any], size: int | None) -> dict[str, Any]:
     """The checkpoint's preprocessing (torchvision's if it has none), resized/cropped to ``size`` if given.
 
     Raises:
-      ValueError: a model without adaptive pool (VGG-Face layout) and images that would not be its input size.
+      ValueError: a ``size`` below the model's smallest input, or a model that takes one size only (no
+        adaptive pool: the VGG-Face and VGGFace2 layouts) and images that would not be that size.
     """
     spec = metadata.get("preprocessing")
     spec = preset("torchvision") if spec is None else validate_preprocessing(spec)
+    inputs = model.input_spec
     if size is not None:
-        if size < 32:
-            raise ValueError(f"size={size} is too small: VGG needs at least 32x32 images")
+        if size < inputs.min_size:
+            raise ValueError(f"size={size} is too small: {inputs.min_reason} need at least "
+                             f"{inputs.min_size}x{inputs.min_size} images")
         spec = {**spec, "resize": size, "crop": size}
-    if model.pool_to is None and spec["crop"] != model.input_size:
-        raise ValueError(f"this model (no adaptive pool) takes {model.input_size}x{model.input_size} images, "
-                         f"but the preprocessing crops to {spec['crop']}; pass size={model.input_size}")
+    if inputs.fixed_size is not None and spec["crop"] != inputs.fixed_size:
+        raise ValueError(f"{inputs.fixed_reason} takes {inputs.fixed_size}x{inputs.fixed_size} images, "
+                         f"but the preprocessing crops to {spec['crop']}; pass size={inputs.fixed_size}")
     if spec["crop"] is None:
         raise ValueError("the preprocessing has no crop, so images of different sizes cannot be batched; pass size")
     return spec
@@ -241,20 +253,22 @@ def preprocessing_for(model: VGG, metadata: Mapping[str, Any], size: int | None)
 # ----------------------------------------------------------------------------- composites
 
 
-def zennit_composite(zennit: Any, name: str, low: Any, high: Any) -> Any:
-    """Zennit's composite ``name`` (``None`` for ``gradient``); ``low``/``high`` are ``[1, C, 1, 1]`` tensors."""
+def zennit_composite(zennit: Any, name: str, low: Any, high: Any, canonizers: Sequence[Any] = ()) -> Any:
+    """Zennit's composite ``name`` (``None`` for ``gradient``) with ``canonizers`` (a ResNet's
+    ``ResNetCanonizer``); ``low``/``high`` are ``[1, C, 1, 1]`` tensors."""
     zc, zr, zt = zennit.composites, zennit.rules, zennit.types
+    given = {"canonizers": list(canonizers)}
     factories: dict[str, Callable[[], Any]] = {
-        "epsilon_gamma_box": lambda: zc.EpsilonGammaBox(low=low, high=high),
-        "epsilon_plus": zc.EpsilonPlus,
-        "epsilon_plus_flat": zc.EpsilonPlusFlat,
-        "epsilon_alpha2_beta1": zc.EpsilonAlpha2Beta1,
-        "epsilon_alpha2_beta1_flat": zc.EpsilonAlpha2Beta1Flat,
-        "excitation_backprop": zc.ExcitationBackprop,
-        "guided_backprop": zc.GuidedBackprop,
-        "deconvnet": zc.DeconvNet,
+        "epsilon_gamma_box": lambda: zc.EpsilonGammaBox(low=low, high=high, **given),
+        "epsilon_plus": lambda: zc.EpsilonPlus(**given),
+        "epsilon_plus_flat": lambda: zc.EpsilonPlusFlat(**given),
+        "epsilon_alpha2_beta1": lambda: zc.EpsilonAlpha2Beta1(**given),
+        "epsilon_alpha2_beta1_flat": lambda: zc.EpsilonAlpha2Beta1Flat(**given),
+        "excitation_backprop": lambda: zc.ExcitationBackprop(**given),
+        "guided_backprop": lambda: zc.GuidedBackprop(**given),
+        "deconvnet": lambda: zc.DeconvNet(**given),
         "epsilon": lambda: zc.LayerMapComposite(
-            zc.layer_map_base() + [((zt.Convolution, zt.Linear), zr.Epsilon())]),
+            zc.layer_map_base() + [((zt.Convolution, zt.Linear), zr.Epsilon())], **given),
         "gradient": lambda: None,
     }
     return factories[name]()
@@ -275,8 +289,10 @@ def check_composites(names: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def zennit_relevance(zennit: Any, net: Any, images: np.ndarray, onehot: np.ndarray, name: str,
-                     bounds: tuple[Sequence[float], Sequence[float]], dtype: str, batch_size: int) -> np.ndarray:
-    """Zennit's relevance ``[B, H, W, C]`` (NHWC, as lrpjax) of ``net`` already cast to ``dtype``."""
+                     bounds: tuple[Sequence[float], Sequence[float]], dtype: str, batch_size: int,
+                     canonizers: Callable[[], list[Any]] = list) -> np.ndarray:
+    """Zennit's relevance ``[B, H, W, C]`` (NHWC, as lrpjax) of ``net`` already cast to ``dtype``; ``canonizers()``
+    gives each composite's canonizers (:func:`resnet_canonizers` for a ResNet)."""
     import torch
 
     torch_dtype = getattr(torch, dtype)
@@ -285,13 +301,14 @@ def zennit_relevance(zennit: Any, net: Any, images: np.ndarray, onehot: np.ndarr
     for start in range(0, len(images), batch_size):
         x = torch.from_numpy(images[start:start + batch_size].transpose(0, 3, 1, 2)).to(torch_dtype)
         grad = torch.from_numpy(onehot[start:start + batch_size]).to(torch_dtype)
-        with zennit.attribution.Gradient(net, zennit_composite(zennit, name, low, high)) as attributor:
+        composite = zennit_composite(zennit, name, low, high, canonizers())
+        with zennit.attribution.Gradient(net, composite) as attributor:
             _, relevance = attributor(x.requires_grad_(True), grad)
         out.append(relevance.detach().numpy().transpose(0, 2, 3, 1))
     return np.concatenate(out)
 
 
-def lrpjax_relevance(model: VGG, variables: Any, images: np.ndarray, onehot: np.ndarray,
+def lrpjax_relevance(model: VGG | ResNet, variables: Any, images: np.ndarray, onehot: np.ndarray,
                      composites: Sequence[lrp_composites.Composite], dtype: str,
                      batch_size: int) -> tuple[list[np.ndarray], np.ndarray]:
     """lrpjax's relevance ``[B, H, W, C]`` in ``dtype`` for each composite, and its logits ``[B, classes]``.
@@ -381,11 +398,18 @@ def crosscheck(
     with jax.enable_x64(True):
         rows, targets, logit_rel_diff = _compare_all(model, variables, state_dict, images, names, dtype, spec,
                                                      batch_size, rtol, log)
-    architecture = f"vgg{model.depth}{'_bn' if model.batch_norm else ''}"
-    description = (f"{architecture} (width {model.width:g}, {model.num_classes} classes, pool_to {model.pool_to}) "
-                   f"from {os.fspath(weights)}; {len(used)} image(s) {images.shape[1]}x{images.shape[2]}, "
+    layout = f"pool_to {model.pool_to}" if isinstance(model, VGG) else f"layout {model.layout}"
+    description = (f"{checkpoints.architecture_name(model)} (width {model.width:g}, {model.num_classes} classes, "
+                   f"{layout}) from {os.fspath(weights)}; {len(used)} image(s) {images.shape[1]}x{images.shape[2]}, "
                    f"preprocessing {spec['name']!r}, {dtype}")
     return Report(rows, used, skipped, targets, logit_rel_diff, description)
+
+
+def resnet_canonizers() -> list[Any]:
+    """A fresh ``[ResNetCanonizer()]`` (Zennit's; each composite needs its own instance)."""
+    from zennit.torchvision import ResNetCanonizer  # importable once import_zennit ran
+
+    return [ResNetCanonizer()]
 
 
 def torch_logits(net: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
@@ -399,14 +423,20 @@ def torch_logits(net: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
             for i in range(0, len(images), batch_size)])
 
 
-def _compare_all(model: VGG, variables: Any, state_dict: Mapping[str, Any] | None, images: np.ndarray,
+def _compare_all(model: VGG | ResNet, variables: Any, state_dict: Mapping[str, Any] | None, images: np.ndarray,
                  names: Sequence[str], dtype: str, spec: Mapping[str, Any], batch_size: int, rtol: float,
                  log: Callable[[str], None]) -> tuple[list[Row], list[int], float]:
     """The rows, the targets and the logits' relative difference (called with x64 enabled)."""
     from lrpjax._zennit import import_zennit
-    from weights_conversion.torch_model import fold_batch_norm, torch_model_for
+
+    if isinstance(model, ResNet):
+        from weights_conversion.torch_resnet import fold_batch_norm
+        from weights_conversion.torch_resnet import torch_resnet_for as torch_model_for
+    else:
+        from weights_conversion.torch_model import fold_batch_norm, torch_model_for
 
     zennit = import_zennit()
+    canonizers = resnet_canonizers if isinstance(model, ResNet) else list
     net32 = torch_model_for(model, variables, state_dict)
     net64 = copy.deepcopy(net32).double()
     logits = torch_logits(net64, images, batch_size)  # unfolded, so they check the conversion too
@@ -420,13 +450,13 @@ def _compare_all(model: VGG, variables: Any, state_dict: Mapping[str, Any] | Non
     all_ours, our_logits = lrpjax_relevance(model, variables, images, onehot, presets, dtype, batch_size)
     rows = []
     for name, ours in zip(names, all_ours):
-        theirs = zennit_relevance(zennit, nets[dtype], images, onehot, name, bounds, dtype, batch_size)
+        theirs = zennit_relevance(zennit, nets[dtype], images, onehot, name, bounds, dtype, batch_size, canonizers)
         diff, relative, pearson = compare(ours, theirs)
         if dtype == "float64":
             row = Row(name, dtype, diff, relative, pearson, relative <= rtol)
         else:
             reference = zennit_relevance(zennit, nets["float64"], images, onehot, name, bounds, "float64",
-                                         batch_size)
+                                         batch_size, canonizers)
             ours_error, theirs_error = compare(ours, reference)[1], compare(theirs, reference)[1]
             passed = ours_error <= FLOAT32_FACTOR * theirs_error + FLOAT32_SLACK
             row = Row(name, dtype, diff, relative, pearson, passed, ours_error, theirs_error)
@@ -440,7 +470,8 @@ def _compare_all(model: VGG, variables: Any, state_dict: Mapping[str, Any] | Non
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the arguments of ``lrpjax crosscheck`` to ``parser`` (and return it)."""
-    parser.add_argument("weights", help="a PyTorch VGG .pth (state dict) or a converted lrpjax checkpoint directory")
+    parser.add_argument("weights", help="a PyTorch VGG or ResNet .pth (state dict; the VGGFace2 port's .pkl with "
+                                         "--format vggface2) or a converted lrpjax checkpoint directory")
     parser.add_argument("--images", required=True, metavar="DIR", help="a folder of images to explain")
     parser.add_argument("--composite", action="append", choices=COMPOSITES, metavar="NAME",
                         help=f"a composite to check (repeatable; default: all of {', '.join(ZENNIT_COMPOSITES)}; "
@@ -450,7 +481,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "Zennit's float64 result must be no worse than Zennit's own float32 error")
     parser.add_argument("--format", choices=FORMATS, default=None, dest="fmt",
                         help="layout of a .pth (default: detected from its keys)")
-    parser.add_argument("--arch", default=None, help="architecture of a .pth (vgg11 ... vgg19_bn; default: inferred)")
+    parser.add_argument("--arch", default=None,
+                        help="architecture of a .pth (vgg11 ... vgg19_bn, resnet18 ... resnet152; default: inferred)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="use at most N images")
     parser.add_argument("--size", type=int, default=None, metavar="S",
                         help="resize and crop images to SxS (default: the weights' preprocessing, 224)")

@@ -1,8 +1,8 @@
-"""Finetuning a VGG with optax: a converted or randomly initialised network, a new head, resumable runs.
+"""Finetuning a VGG or ResNet with optax: a converted or randomly initialised network, a new head, resumable runs.
 
 :func:`fit` trains on a :class:`~lrpjax.data.Split`: the base's layers (or a random initialisation) with a
-new ``fc8`` for the task's classes, drawn from the seed, which also fixes the data order, the
-augmentation and dropout. What trains is chosen by name (``TRAINABLE``; the rest is frozen with
+new head (``fc8``; a ResNet's ``fc``) for the task's classes, drawn from the seed, which also fixes the data order, the
+augmentation and dropout. What trains is chosen by name (``TRAINABLE``, ``RESNET_TRAINABLE``; the rest is frozen with
 ``optax.multi_transform``, batch-norm statistics included). The step is one jit-compiled function; every
 ``checkpoint_every`` steps an Orbax ``CheckpointManager`` saves the whole state and the data stream's
 position, and a run started again in the same work directory resumes from the latest checkpoint and ends
@@ -33,7 +33,7 @@ import orbax.checkpoint as ocp
 from lrpjax import checkpoints
 from lrpjax.data.pipeline import eval_batches, hide_accelerators_from_tensorflow, prefetch_to_device, train_batches
 from lrpjax.data.sources import Split
-from lrpjax.models.vgg import VGG
+from lrpjax.models import VGG, ResNet
 from lrpjax.progress import Progress, stream_for, to_stderr
 from lrpjax.workdir import exclusive
 
@@ -43,7 +43,17 @@ TRAINABLE = {
     "conv5": ("conv5_*", "bn5_*", "fc6", "fc7", "fc8"),
     "all": ("*",),
 }
-"""What trains: the new head, fc6-fc8, the last conv block and up, or everything."""
+"""What trains in a VGG: the new head, fc6-fc8, the last conv block and up, or everything."""
+
+RESNET_TRAINABLE = {
+    "head": ("fc",),
+    "fc": ("fc",),
+    "layer4": ("layer4.*", "fc"),
+    "conv5": ("layer4.*", "fc"),
+    "all": ("*",),
+}
+"""What trains in a ResNet: ``head`` and ``fc`` are its one dense layer, ``fc``; ``layer4`` (He et al.'s conv5_x
+stage, hence also ``conv5``) is the last stage with its batch norms and shortcut, and ``fc``; or everything."""
 
 OPTIMIZERS = ("sgd", "adamw")
 OPTIMIZER_FIELDS = ("trainable", "optimizer", "learning_rate", "momentum", "weight_decay", "schedule",
@@ -55,7 +65,8 @@ _NOT_COMPARED = ("log_every", "workers")  # fields a resumed run may change
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One finetuning run. ``base`` is a checkpoint directory, or ``None`` for a random initialisation of
-    ``model`` (VGG fields: depth, width, batch_norm, pool_to, input_size, dropout_rate). ``preprocessing``
+    ``model`` (VGG fields: depth, width, batch_norm, pool_to, input_size, dropout_rate; a ResNet's:
+    ``{"family": "resnet", "depth": 18, "width": ..., "layout": ..., "input_size": ...}``). ``preprocessing``
     defaults to the base's (required without a base). ``steps`` counts optimizer steps of ``batch_size``."""
 
     base: str | None = None
@@ -81,7 +92,8 @@ class TrainConfig:
     workers: int = 4
 
     def __post_init__(self):
-        choices = (("trainable", TRAINABLE), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES))
+        choices = (("trainable", {**TRAINABLE, **RESNET_TRAINABLE}), ("optimizer", OPTIMIZERS),
+                   ("schedule", SCHEDULES))
         for field, allowed in choices:
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field}={getattr(self, field)!r}; choose one of {list(allowed)}")
@@ -112,9 +124,22 @@ class TrainState(NamedTuple):
         return {"params": self.params, **({"batch_stats": self.batch_stats} if self.batch_stats else {})}
 
 
-def trainable_layers(params: Mapping[str, Any], trainable: str) -> frozenset[str]:
-    """Names of the layers (top-level keys of ``params``) that ``trainable`` selects."""
-    patterns = TRAINABLE[trainable]
+def trainable_groups(model: VGG | ResNet) -> Mapping[str, tuple[str, ...]]:
+    """The ``trainable`` choices of ``model``'s family: :data:`TRAINABLE` or :data:`RESNET_TRAINABLE`."""
+    return RESNET_TRAINABLE if isinstance(model, ResNet) else TRAINABLE
+
+
+def trainable_layers(params: Mapping[str, Any], trainable: str,
+                     groups: Mapping[str, tuple[str, ...]] = TRAINABLE) -> frozenset[str]:
+    """Names of the layers (top-level keys of ``params``) that ``trainable`` selects among ``groups``.
+
+    Raises:
+      ValueError: ``trainable`` is not one of ``groups`` (e.g. ``layer4`` for a VGG).
+    """
+    if trainable not in groups:
+        family = "ResNet" if groups is RESNET_TRAINABLE else "VGG"
+        raise ValueError(f"trainable={trainable!r} is not a {family} group; choose one of {list(groups)}")
+    patterns = groups[trainable]
     return frozenset(name for name in params if any(fnmatch.fnmatchcase(name, p) for p in patterns))
 
 
@@ -137,7 +162,8 @@ def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
     return optax.join_schedules([warmup, optax.constant_schedule(config.learning_rate)], [config.warmup_steps])
 
 
-def build_optimizer(config: TrainConfig, params: Mapping[str, Any]) -> optax.GradientTransformation:
+def build_optimizer(config: TrainConfig, params: Mapping[str, Any],
+                    groups: Mapping[str, tuple[str, ...]] = TRAINABLE) -> optax.GradientTransformation:
     """SGD with momentum or AdamW on the trainable layers (weight decay on kernels only); others frozen."""
     schedule = learning_rate_schedule(config)
     kernels = jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == "kernel", dict(params))
@@ -148,7 +174,7 @@ def build_optimizer(config: TrainConfig, params: Mapping[str, Any]) -> optax.Gra
         inner = optax.adamw(schedule, weight_decay=config.weight_decay, mask=kernels)
     if config.clip_norm is not None:
         inner = optax.chain(optax.clip_by_global_norm(config.clip_norm), inner)
-    chosen = trainable_layers(params, config.trainable)
+    chosen = trainable_layers(params, config.trainable, groups)
     labels = {name: jax.tree.map(lambda _, n=name: "train" if n in chosen else "frozen", layer)
               for name, layer in params.items()}
     return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, labels)
@@ -288,8 +314,9 @@ def compiled_step(model: VGG, config: TrainConfig, params: Mapping[str, Any]) ->
     later runs that share them (seeds of one grid cell compile once); the 8 most recent are kept."""
     key = (model, tuple((field, getattr(config, field)) for field in OPTIMIZER_FIELDS))
     if key not in _COMPILED:
-        optimizer = build_optimizer(config, params)
-        frozen = frozenset(params) - trainable_layers(params, config.trainable)
+        groups = trainable_groups(model)
+        optimizer = build_optimizer(config, params, groups)
+        frozen = frozenset(params) - trainable_layers(params, config.trainable, groups)
         _COMPILED[key] = (optimizer, make_train_step(model, optimizer, frozen))
         while len(_COMPILED) > 8:
             _COMPILED.pop(next(iter(_COMPILED)))

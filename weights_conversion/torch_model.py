@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from lrpjax.models.vgg import VGG
-from weights_conversion.convert import layout, torchvision_names, vggface_names
+from weights_conversion.convert import Entry, layout, torchvision_names, vggface_names
 
 
 def torch_layer_names(model: VGG) -> dict[str, str]:
@@ -96,10 +96,15 @@ def _add_submodule(root: Any, path: str, module: Any) -> None:
 
 def state_dict_from_variables(model: VGG, variables: Mapping[str, Any]) -> dict[str, Any]:
     """lrpjax variables -> the state dict of :func:`build_torch_model` (the conversion run backwards)."""
+    return state_dict_of(layout(model, torch_layer_names(model)), variables)
+
+
+def state_dict_of(entries: Sequence[Entry], variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The torch tensors that the conversion ``entries`` read, rebuilt from lrpjax ``variables``."""
     import torch
 
     state_dict = {}
-    for entry in layout(model, torch_layer_names(model)):
+    for entry in entries:
         if entry.target is None:
             continue
         array = np.asarray(variables[entry.target[0]][entry.target[1]][entry.target[2]])

@@ -197,11 +197,14 @@ def embed_model(model: grid_models.GridModel, image_set: ImageSet, heat: np.ndar
                 keep: float, masking: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """``{"plain": [N, D], "masked": [N, D]}``: ``layer`` activations (after ReLU) of the images, and of the images
     with only their ``keep`` most relevant pixels (by ``heat``) left, the rest filled as in masking (``heat`` None:
-    ``plain`` only)."""
+    ``plain`` only). ``layer="fc7"`` is each model's face embedding (:func:`lrpjax.analysis.fc7_features`: a
+    ResNet's global-average-pooled features)."""
     net, variables, _ = grid_models.load(model.path)
     x = grid_models.preprocessed(model, image_set.pixels)
 
     def features(images: Any) -> np.ndarray:
+        if layer == "fc7":
+            return analysis.fc7_features(net, variables, images)
         return analysis.layer_features(net, variables, images, layer=layer)
 
     if heat is None:

@@ -3,7 +3,8 @@ r"""Human similarity judgements against models: RDMs, representational similarit
 Human data come as a pairwise dissimilarity matrix (CSV: the first row and column hold image ids) or as triad
 judgements (CSV: ``target, option1, option2, choice``, the choice being the id of the option judged more similar
 to the target). The model side is a representational dissimilarity matrix (RDM) from embeddings, e.g. a VGG's
-``fc7`` activations, of the images as they are or masked by their own relevance.
+``fc7`` activations or a ResNet's global-average-pooled features (:func:`fc7_features`), of the images as they
+are or masked by their own relevance.
 
 RSA is Spearman's :math:`\rho` between the upper triangles of two RDMs; its p-value comes from permuting the
 image labels of one RDM (rows and columns together). The noise ceiling of several raters' RDMs is the mean
@@ -25,15 +26,19 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lrpjax.analysis import stats
 from lrpjax.analysis.masking import mask_images
-from lrpjax.models.vgg import VGG
+from lrpjax.models import VGG, ResNet
 
 RDM_METRICS = ("correlation", "euclidean")
+PENULTIMATE = "penultimate"
+"""The layer name :func:`layer_features` reads as the input of the model's last (dense) layer: what its classifier
+sees (a VGG's ``fc7`` after ReLU and dropout, a ResNet's global-average-pooled features)."""
 
 
 class Triads(NamedTuple):
@@ -162,7 +167,7 @@ def embedding_rdm(features: Any, *, metric: str = "correlation") -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layer", "after_relu"))
-def _layer_output(model: VGG, variables: Any, images: jax.Array, layer: str, after_relu: bool) -> jax.Array:
+def _layer_output(model: VGG | ResNet, variables: Any, images: jax.Array, layer: str, after_relu: bool) -> jax.Array:
     _, state = model.apply(variables, images, capture_intermediates=lambda module, _: module.name == layer,
                            mutable=["intermediates"])
     out = state["intermediates"][layer]["__call__"][0]
@@ -170,25 +175,52 @@ def _layer_output(model: VGG, variables: Any, images: jax.Array, layer: str, aft
     return out.reshape(out.shape[0], -1)
 
 
-def layer_features(model: VGG, variables: Any, images: Any, *, layer: str = "fc7", after_relu: bool = True,
+@functools.partial(jax.jit, static_argnames=("model",))
+def _last_layer_input(model: VGG | ResNet, variables: Any, images: jax.Array) -> jax.Array:
+    """The input of the model's last node (its dense classifier) as ``model.apply`` computes it."""
+    last, seen = model.layers[-1].name, []
+
+    def record(next_fun, args, kwargs, context):
+        if context.module.name == last and context.method_name == "__call__":
+            seen.append(args[0])
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        model.apply(variables, images)
+    return seen[0].reshape(seen[0].shape[0], -1)
+
+
+def layer_features(model: VGG | ResNet, variables: Any, images: Any, *, layer: str = "fc7", after_relu: bool = True,
                    batch_size: int = 64) -> np.ndarray:
-    """``[N, D]`` activations of a conv or dense ``layer`` of a VGG (Flax ``capture_intermediates``; batch norm in
-    inference mode), after its ReLU by default, flattened; computed ``batch_size`` images at a time.
+    """``[N, D]`` activations of a conv or dense ``layer`` (Flax ``capture_intermediates``; batch norm in inference
+    mode), after its ReLU by default, flattened; or, for ``layer="penultimate"`` (:data:`PENULTIMATE`), the input of
+    the last dense layer (``after_relu`` does not apply). Computed ``batch_size`` images at a time.
 
     Raises:
-      ValueError: a layer that is not one of the model's conv/dense layers.
+      ValueError: a layer that is neither one of the model's conv/dense layers nor ``"penultimate"``.
     """
     names = [spec.name for spec in model.layers if spec.kind in ("conv", "dense")]
-    if layer not in names:
-        raise ValueError(f"layer={layer!r} is not a conv or dense layer of this VGG; choose one of {names}")
+    if layer not in names and layer != PENULTIMATE:
+        raise ValueError(f"layer={layer!r} is not a conv or dense layer of this {type(model).__name__}; choose one "
+                         f"of {names} or {PENULTIMATE!r}")
     images = jnp.asarray(images)
-    return np.concatenate([np.asarray(_layer_output(model, variables, images[s:s + batch_size], layer, after_relu))
+
+    def features(x: jax.Array) -> jax.Array:
+        if layer == PENULTIMATE:
+            return _last_layer_input(model, variables, x)
+        return _layer_output(model, variables, x, layer, after_relu)
+
+    return np.concatenate([np.asarray(features(images[s:s + batch_size]))
                            for s in range(0, images.shape[0], batch_size)])
 
 
-def fc7_features(model: VGG, variables: Any, images: Any, *, after_relu: bool = True, batch_size: int = 64
+def fc7_features(model: VGG | ResNet, variables: Any, images: Any, *, after_relu: bool = True, batch_size: int = 64
                  ) -> np.ndarray:
-    """``[N, D]`` ``fc7`` activations (after ReLU by default): the usual face embedding of a VGG."""
+    """``[N, D]`` face embeddings: a VGG's ``fc7`` activations (after ReLU by default), a ResNet's penultimate
+    features (the global-average-pooled features before ``fc``; non-negative already, ``after_relu`` does not
+    apply)."""
+    if isinstance(model, ResNet):
+        return layer_features(model, variables, images, layer=PENULTIMATE, batch_size=batch_size)
     return layer_features(model, variables, images, layer="fc7", after_relu=after_relu, batch_size=batch_size)
 
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrpjax.analysis import similarity
-from lrpjax.models.graph import kernel_initializer
+from lrpjax.models.graph import kernel_initializer, node_inputs
 from lrpjax.models.vgg import VGG
 
 ExplainFn = Callable[[VGG, Any, Any, Any], Any]
@@ -46,9 +46,10 @@ def layer_order(model: VGG) -> list[str]:
 
 
 def _batch_norm_of(model: VGG) -> dict[str, str]:
-    """conv name -> the batch norm right after it."""
-    chain = model.layers
-    return {a.name: b.name for a, b in zip(chain, chain[1:]) if a.kind == "conv" and b.kind == "batchnorm"}
+    """conv name -> the batch norm that reads it (in a ResNet too)."""
+    kinds = {spec.name: spec.kind for spec in model.layers}
+    return {sources[0]: spec.name for spec, sources in zip(model.layers, node_inputs(model.layers))
+            if spec.kind == "batchnorm" and kinds.get(sources[0]) == "conv"}
 
 
 @functools.lru_cache(maxsize=8)
@@ -83,7 +84,8 @@ def randomize_layers(model: VGG, variables: Any, count: int, *, key: jax.Array) 
                            str(jnp.asarray(kernels[0]).dtype))(key)
     batch_norm = _batch_norm_of(model)
     for name, draw in zip(order[:count], draws):
-        params[name] = {"kernel": draw, "bias": jnp.zeros_like(params[name]["bias"])}
+        params[name] = {key: draw if key == "kernel" else jnp.zeros_like(value)  # a ResNet's convs have no bias
+                        for key, value in params[name].items()}
         if name in batch_norm:
             bn = batch_norm[name]
             params[bn] = {"scale": jnp.ones_like(params[bn]["scale"]), "bias": jnp.zeros_like(params[bn]["bias"])}
