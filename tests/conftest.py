@@ -1,10 +1,18 @@
 """Shared test helpers: float64 everywhere (exact cross-checks), random VGGs with non-zero biases."""
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+import os
 
-import lrpjax
+# jax's default partitionable threefry makes XLA:CPU compile each random draw for seconds (jaxlib 0.10.2: a
+# normal of one kernel shape 7 s against 0.5 s), which dominated the tests that randomise layers, train from
+# scratch or add noise; the classic threefry draws other numbers but is as random. Set before jax is imported,
+# so the CLI and script subprocesses the tests start inherit it.
+os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import lrpjax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
