@@ -221,7 +221,7 @@ def _masked_items(images: Array, fills: Array, ranks: Array, unit_of_pixel: Arra
                                                                                                  count_index)
     items = images[image_index]
     fills = fills[image_index]
-    if road:  # solved in chunks of consecutive (same-fraction) items: see road_solve_items
+    if road:  # solved in chunks of items with masks of similar size: see road_solve_items
         fills = road_solve_items(items, masked) + fills
     return jnp.where(masked[..., None], fills, items)
 
