@@ -7,10 +7,11 @@ The model is experiments/configs/grid_cpu.py's (VGG-16, width 1/8, batch norm, 6
 random weights. The items are the whole (fraction, image) grid of the smoke study (9 fractions 0 ... 1, 4x4
 patches) for ``--images`` random images, one batch, in MoRF order of a smooth centred map and in random order.
 Side by side in one run, each jitted and timed on the same batch of items (best of the repeats, compilation
-excluded):
+excluded; the repeats are interleaved, one call of each method per round, so that all see the same load):
 
 - ``forward``: the model on the masked images;
-- ``road fill``: the masking step alone with ``fill="road"`` (conjugate gradients per item), and ``zero fill``;
+- ``road fill``: the masking step alone with ``fill="road"`` (conjugate gradients, 8 items at a time), and
+  ``zero fill``;
 - ``curves step``: masking + forward + metrics, as ``masking_curves`` runs it, for both fills.
 
 "x forward" divides each time by the forward pass's; ROAD's goal is at most 1x.
@@ -32,14 +33,18 @@ from lrpjax.analysis import imputation, masking
 FRACTIONS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
-def best_time(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # compile
-    times = []
+def best_times(fns: dict, repeats: int) -> dict[str, float]:
+    """Best wall time of each function; the repeats are interleaved (one call of each per round), so that on a
+    shared machine every method sees the same changes of load."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())  # compile
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    return {name: min(t) for name, t in times.items()}
 
 
 def items(images, relevance, order: str, patch_size: int):
@@ -86,16 +91,14 @@ def timings(logits_fn, images, noise, labels, grid, repeats: int) -> dict[str, f
     masked_road = jax.jit(functools.partial(masking._masked_items, road=True))
     masked_zero = jax.jit(functools.partial(masking._masked_items, road=False))
     x = masked_zero(images, zeros, *grid)
-    out = {"forward": best_time(lambda: logits_fn(x), repeats),
-           "road fill": best_time(lambda: masked_road(images, noise, *grid), repeats),
-           "zero fill": best_time(lambda: masked_zero(images, zeros, *grid), repeats)}
+    fns = {"forward": lambda: logits_fn(x), "road fill": lambda: masked_road(images, noise, *grid),
+           "zero fill": lambda: masked_zero(images, zeros, *grid)}
     ranks, unit_of_pixel, counts, image_index, count_index = grid
     for name, road, fills in (("curves step, road", True, noise), ("curves step, zero", False, zeros)):
         step = masking._evaluator(logits_fn, road)
-        out[name] = best_time(lambda step=step, fills=fills: step(
-            images, fills, ranks, unit_of_pixel, counts, labels, labels, image_index, count_index), repeats)
-    return out
-
+        fns[name] = lambda step=step, fills=fills: step(images, fills, ranks, unit_of_pixel, counts, labels, labels,
+                                                        image_index, count_index)
+    return best_times(fns, repeats)
 
 if __name__ == "__main__":
     main()

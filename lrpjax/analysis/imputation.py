@@ -35,17 +35,18 @@ import numpy as np
 
 Array = jax.Array
 
-EDGE_WEIGHT = 1 / 6
-DIAGONAL_WEIGHT = 1 / 12
+CHUNK = 8  # items solved together by road_solve_items
 
 
 def _neighbour_sum(x: Array) -> Array:
-    r""":math:`\sum_{j \in N(i)} w_{ij} x_j` for ``[H, W, C]`` ``x``, with zeros outside the image."""
-    height, width = x.shape[:2]
-    p = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))
-    edge = p[:height, 1:-1] + p[2:, 1:-1] + p[1:-1, :width] + p[1:-1, 2:]
-    diagonal = p[:height, :width] + p[:height, 2:] + p[2:, :width] + p[2:, 2:]
-    return EDGE_WEIGHT * edge + DIAGONAL_WEIGHT * diagonal
+    r""":math:`\sum_{j \in N(i)} w_{ij} x_j` over the last two axes (``[..., H, W]``), zeros outside the image.
+
+    The weights are :math:`(t \otimes t - 4\delta) / 12` with :math:`t = (1, 2, 1)`: two 3-tap passes instead of
+    eight shifted copies."""
+    p = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)])
+    rows = p[..., :-2, :] + 2 * p[..., 1:-1, :] + p[..., 2:, :]
+    both = rows[..., :-2] + 2 * rows[..., 1:-1] + rows[..., 2:]
+    return (both - 4 * x) / 12
 
 
 def _tolerance(dtype) -> float:
@@ -60,14 +61,16 @@ def road_solve(image: Array, masked: Array, *, max_iterations: int | None = None
     (``[H, W]``, boolean) is true replaced by the solution of the system above (unmasked pixels unchanged).
 
     Conjugate gradients, one per channel (the operator is shared, the step sizes are not); at most
-    ``max_iterations`` steps (default ``4 * (H + W)``, several times what a 64x64 image needs).
+    ``max_iterations`` steps (default ``4 * (H + W)``, several times what a 64x64 image needs). The channels are
+    moved first so that the stencil runs along the image rows (a minor axis of 3 channels does not vectorise).
     """
     height, width = image.shape[:2]
-    m = masked[..., None].astype(image.dtype)
-    total = _neighbour_sum(jnp.ones((height, width, 1), image.dtype))  # S_i
-    b = m * _neighbour_sum((1 - m) * image)
+    channels_first = jnp.moveaxis(image, -1, 0)
+    m = masked.astype(image.dtype)[None]
+    total = _neighbour_sum(jnp.ones((1, height, width), image.dtype))  # S_i
+    b = m * _neighbour_sum((1 - m) * channels_first)
     operator = lambda x: m * (total * x - _neighbour_sum(x))  # x is 0 off the mask, and stays 0
-    dot = lambda u, v: jnp.sum(u * v, axis=(0, 1))  # per channel
+    dot = lambda u, v: jnp.sum(u * v, axis=(1, 2), keepdims=True)  # per channel
     tolerance = (_tolerance(image.dtype) ** 2) * dot(b, b)
     cap = 4 * (height + width) if max_iterations is None else max_iterations
     safe_divide = lambda n, d: jnp.where(d > 0, n / jnp.where(d > 0, d, 1), 0)
@@ -85,7 +88,22 @@ def road_solve(image: Array, masked: Array, *, max_iterations: int | None = None
         return x, r, r + safe_divide(rs_new, rs) * p, rs_new, k + 1
 
     x, *_ = jax.lax.while_loop(not_done, step, (jnp.zeros_like(b), b, b, dot(b, b), 0))
-    return jnp.where(m > 0, x, image)
+    return jnp.moveaxis(jnp.where(m > 0, x, channels_first), 0, -1)
+
+
+def road_solve_items(images: Array, masks: Array, *, chunk: int = CHUNK) -> Array:
+    """:func:`road_solve` of every item (``[N, H, W, C]`` images, ``[N, H, W]`` masks), ``chunk`` items at a time,
+    one chunk after the other, the items sorted by their number of masked pixels.
+
+    A vmapped conjugate gradient runs as long as its slowest item, and larger masks need more steps; sorted, a
+    chunk holds masks of similar size that converge alike, and a chunk of small masks stops early instead of
+    waiting for the largest masks of the batch (for the smoke study's 9 fractions, 2.5x fewer item-steps than one
+    vmap over the whole batch).
+    """
+    order = jnp.argsort(jnp.sum(masks, axis=(1, 2)))
+    solved = jax.lax.map(lambda item: road_solve(*item), (images[order], masks[order]),
+                         batch_size=min(chunk, len(images)))
+    return jnp.zeros_like(solved).at[order].set(solved)
 
 
 def noise_scale(noise_std: float | Sequence[float] | Array, channels: int, dtype) -> Array:
@@ -108,7 +126,7 @@ def road_noise(images: Array, noise_std: float | Sequence[float] | Array, seed: 
 
 @jax.jit
 def _impute(images: Array, masks: Array, noise: Array) -> Array:
-    imputed = jax.vmap(road_solve)(images, masks)
+    imputed = road_solve_items(images, masks)
     return jnp.where(masks[..., None], imputed + noise, images)
 
 

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrpjax.analysis.imputation import noise_scale, road_imputation, road_noise, road_solve
+from lrpjax.analysis.imputation import noise_scale, road_imputation, road_noise, road_solve_items
 
 Array = jax.Array
 LogitsFn = Callable[[Array], Array]
@@ -217,13 +217,13 @@ def _masked_items(images: Array, fills: Array, ranks: Array, unit_of_pixel: Arra
     """Masked image for every (image, fraction) item: pixels whose unit ranks below the count take the fill
     (``road``: the item's imputation plus ``fills``, the noise)."""
     height, width = images.shape[1:3]
-
-    def one(i, c):
-        masked = (ranks[i][unit_of_pixel] < counts[c]).reshape(height, width)
-        fill = road_solve(images[i], masked) + fills[i] if road else fills[i]
-        return jnp.where(masked[..., None], fill, images[i])
-
-    return jax.vmap(one)(image_index, count_index)
+    masked = jax.vmap(lambda i, c: (ranks[i][unit_of_pixel] < counts[c]).reshape(height, width))(image_index,
+                                                                                                 count_index)
+    items = images[image_index]
+    fills = fills[image_index]
+    if road:  # solved in chunks of items with masks of similar size: see road_solve_items
+        fills = road_solve_items(items, masked) + fills
+    return jnp.where(masked[..., None], fills, items)
 
 
 def mask_images(images: Array, relevance: Array | None, *, fraction: float, order: str = "morf",
