@@ -29,36 +29,19 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
-
-import numpy as np
+from typing import Any
 
 from lrpjax import checkpoints
 from lrpjax.models import VGG
-from lrpjax.models.resnet import BLOCKS as RESNET_BLOCKS
 from lrpjax.models.vgg import BLOCK_CHANNELS, BLOCKS, HIDDEN
 from lrpjax.preprocess import preset
+from weights_conversion.resnet import RESNET_ARCHITECTURES, read_numpy_pickle, resnet_to_variables
+from weights_conversion.state_dicts import Entry, _check_keys, _shape_of, mismatches, variables_from
 
 FORMATS = ("torchvision", "vggface", "finetuned", "vggface2")
 ARCHITECTURES = {f"vgg{depth}{'_bn' if bn else ''}": (depth, bn) for depth in BLOCKS for bn in (False, True)}
-RESNET_ARCHITECTURES = {f"resnet{depth}": depth for depth in RESNET_BLOCKS}
 VGGFACE_CLASSES = 2622
 VGGFACE_INPUT_SIZE = 224
-
-
-class Entry(NamedTuple):
-    """One torch tensor of a layout: its key and shape, where it goes and how it is reshaped.
-
-    ``transform`` is ``conv``, ``dense``, ``fc6`` (dense with rows permuted from C, H, W to H, W, C
-    of ``fc6_input``) or ``copy``. ``required=False`` marks a tensor that may be absent and is dropped.
-    """
-
-    key: str
-    shape: tuple[int, ...]
-    target: tuple[str, ...] | None
-    transform: str = "copy"
-    fc6_input: tuple[int, int, int] | None = None
-    required: bool = True
 
 
 # ----------------------------------------------------------------------------- layouts
@@ -123,86 +106,6 @@ def vggface_names(model: VGG) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- matching
-
-
-def to_numpy(value: Any) -> np.ndarray:
-    """A torch tensor or array-like as numpy; floating values become float32."""
-    if hasattr(value, "detach"):  # a torch tensor; bfloat16/half go through float32
-        value = value.detach().cpu()
-        if value.is_floating_point():
-            value = value.float()
-        value = value.numpy()
-    array = np.asarray(value)
-    return array.astype(np.float32, copy=False) if np.issubdtype(array.dtype, np.floating) else array
-
-
-def _shape_of(value: Any) -> tuple[int, ...] | None:
-    shape = getattr(value, "shape", None)
-    return None if shape is None else tuple(int(n) for n in shape)
-
-
-def mismatches(state_dict: Mapping[str, Any], entries: Iterable[Entry]) -> list[str]:
-    """Every problem of ``state_dict`` against a layout: missing, unexpected and mis-shaped keys."""
-    entries = list(entries)
-    known = {entry.key: entry for entry in entries}
-    problems = [f"missing key {e.key!r} {e.shape}" for e in entries if e.required and e.key not in state_dict]
-    for key, value in state_dict.items():
-        entry = known.get(key)
-        if entry is None:
-            problems.append(f"unexpected key {key!r} {_shape_of(value)}")
-        elif _shape_of(value) != entry.shape:
-            problems.append(f"key {key!r} has shape {_shape_of(value)}, expected {entry.shape}")
-        elif entry.target is not None and not _is_floating(value):
-            problems.append(f"key {key!r} has dtype {value.dtype}, expected floating point")
-    return problems
-
-
-def _is_floating(value: Any) -> bool:
-    if hasattr(value, "is_floating_point"):  # torch
-        return bool(value.is_floating_point())
-    return np.issubdtype(np.asarray(value).dtype, np.floating)
-
-
-def variables_from(state_dict: Mapping[str, Any], entries: Iterable[Entry]) -> dict[str, Any]:
-    """Build the Flax variables tree from a state dict that :func:`mismatches` found clean."""
-    variables: dict[str, Any] = {}
-    for entry in entries:
-        if entry.target is None or entry.key not in state_dict:
-            continue
-        array = _transform(to_numpy(state_dict[entry.key]), entry)
-        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
-            raise ValueError(f"key {entry.key!r} holds NaN or infinite values "
-                             f"({int(np.size(array) - np.isfinite(array).sum())} of {np.size(array)}); "
-                             "these weights cannot be explained")
-        node = variables
-        for part in entry.target[:-1]:
-            node = node.setdefault(part, {})
-        node[entry.target[-1]] = np.ascontiguousarray(array)
-    return variables
-
-
-def _transform(array: np.ndarray, entry: Entry) -> np.ndarray:
-    if entry.transform == "conv":
-        return array.transpose(2, 3, 1, 0)
-    if entry.transform == "dense":
-        return array.T
-    if entry.transform == "fc6":
-        channels, height, width = entry.fc6_input
-        out = array.shape[0]
-        return array.reshape(out, channels, height, width).transpose(2, 3, 1, 0).reshape(-1, out)
-    return array
-
-
-def _check_keys(state_dict: Any) -> None:
-    if not isinstance(state_dict, Mapping):
-        # the weights file's content is wrong, not an argument's type
-        raise ValueError(
-            f"expected a state dict (a mapping of names to tensors), got {type(state_dict).__name__}"
-        )
-    bad = [repr(key) for key, value in state_dict.items()
-           if not isinstance(key, str) or _shape_of(value) is None]
-    if bad:
-        raise ValueError(f"state dict entries that are not named tensors: {', '.join(bad)}")
 
 
 def _best_fit(state_dict: Mapping[str, Any], candidates: Iterable[tuple[VGG, dict[str, str]]]) -> VGG:
@@ -395,8 +298,6 @@ def convert(
     fmt: str, obj: Any, arch: str | None = None, class_names: list[str] | None = None
 ) -> tuple[VGG, dict[str, Any], dict[str, Any]]:
     """A loaded torch object in format ``fmt`` -> ``(model, variables, metadata)`` (without source info)."""
-    from weights_conversion.resnet import resnet_to_variables  # that module builds on this one
-
     if fmt == "vggface2":
         model, variables = resnet_to_variables(obj, layout="vggface2", arch=arch or "resnet50")
         found_names, preprocessing = None, preset("vggface2")
@@ -453,8 +354,6 @@ def convert_file(
     checkpoints.check_destination(dest, overwrite)  # fail before the (slow) conversion
     class_names = None if class_names_file is None else read_class_names(class_names_file)
     if fmt == "vggface2" and os.fspath(source).endswith((".pkl", ".pickle")):
-        from weights_conversion.resnet import read_numpy_pickle
-
         obj = read_numpy_pickle(source)
     else:
         obj = read_torch_file(source)

@@ -25,14 +25,9 @@ from typing import Any
 
 from lrpjax.models import ResNet
 from lrpjax.models.resnet import BLOCKS, BOTTLENECK_DEPTHS
-from weights_conversion.convert import (
-    RESNET_ARCHITECTURES,
-    Entry,
-    _check_keys,
-    _shape_of,
-    mismatches,
-    variables_from,
-)
+from weights_conversion.state_dicts import Entry, _check_keys, _shape_of, mismatches, variables_from
+
+RESNET_ARCHITECTURES = {f"resnet{depth}": depth for depth in BLOCKS}
 
 _BLOCK_KEY = re.compile(r"^layer([1-4])\.(\d+)\.conv1\.weight$")
 
