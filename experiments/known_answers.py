@@ -61,10 +61,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+from PIL import Image
 
+from experiments import planted
+from experiments.study import models as grid_models
 from experiments.study.cache import load_arrays
 from experiments.study.compute import CONTROLS
-from lrpjax import analysis
+from lrpjax import analysis, imagefiles, preprocess
 from lrpjax.analysis import stats
 
 DELTA = 0.25
@@ -222,6 +225,67 @@ def region_answers(workdir: str, image_set: str, statistics: Mapping[str, Any]) 
     return out
 
 
+def swapped_log_odds(model: grid_models.GridModel, planted_options: Mapping[str, Any]) -> np.ndarray:
+    """The model's log-odds :math:`z_1 - z_0` on the planted held-out faces with both marks in every colour
+    pair, ``[F, 2, 2]`` (face, eye colour, mouth colour; colours as :data:`experiments.planted.COLOURS` sorted),
+    the images drawn as :func:`experiments.planted.build_design` draws them, then resized and cropped as the
+    model's preprocessing says."""
+    faces, size = planted_options["faces"], planted_options["size"]
+    london = os.path.join(faces, "london")
+    landmarks = analysis.load_landmarks(os.path.join(london, "landmarks.csv"))
+    regions = analysis.load_regions(os.path.join(faces, "regions.json"))
+    ids = sorted(landmarks)[:planted_options.get("limit")]
+    test = planted.split_faces(ids, planted_options.get("seed", 0))["test"]
+    side = max(1, int(round(planted_options["mark"] * size)))
+    colours = sorted(planted.COLOURS)
+    images = []
+    for face in test:
+        source = imagefiles.load_image(os.path.join(london, "neutral", f"{face}.jpg"))
+        small = np.asarray(Image.fromarray(source).resize((size, size), Image.Resampling.BILINEAR))
+        centres = planted.cue_centres(landmarks[face], regions, size / source.shape[0])
+        for eye in colours:
+            for mouth in colours:
+                images.append(planted.draw_mark(planted.draw_mark(small, centres["eye"], side, eye),
+                                                centres["mouth"], side, mouth))
+    logits = np.asarray(grid_models.logits_fn(model.path)(preprocess.preprocess(np.stack(images), model.metadata)))
+    return (logits[:, 1] - logits[:, 0]).reshape(len(test), 2, 2)
+
+
+def reliance_answers(models: Sequence[grid_models.GridModel], planted_options: Mapping[str, Any],
+                     statistics: Mapping[str, Any]) -> list[Answer]:
+    r"""What the ``eye`` and ``mouth`` models rely on, by intervention (:func:`swapped_log_odds`): swapping the
+    colour of the model's own mark must flip every decision and swapping the other mark's colour none (kind
+    ``known``, the premise of answers 2-3); and (kind ``premise``, the premise of the ``map`` answers) the
+    log-odds :math:`\ell` must not move with the other mark, measured as the ratio of means over faces
+    :math:`\sum_f |\Delta_\text{other}\ell_f| / \sum_f |\Delta_\text{own}\ell_f|` (0: the other mark is not
+    used; 1: as much as the model's own), its interval from the bootstrap over faces."""
+    out = []
+    for task, own_axis in (("eye", 2), ("mouth", 3)):
+        chosen = [m for m in models if m.task == task]
+        if not chosen:
+            continue
+        odds = np.stack([swapped_log_odds(m, planted_options) for m in chosen])  # [M, F, 2, 2]
+        own = np.diff(odds, axis=own_axis).squeeze(own_axis)  # [M, F, 2]: own colour swapped, other fixed
+        other = np.diff(odds, axis=5 - own_axis).squeeze(5 - own_axis)
+        sign = np.sign(odds)
+        flipped = (np.diff(sign, axis=own_axis) != 0).sum()
+        changed = (np.diff(sign, axis=5 - own_axis) != 0).sum()
+        pairs = own.size
+        out.append(Answer(f"decisions flipped by swapping the own mark's colour, {task} ({len(chosen)} models)",
+                          f"all {pairs}", f"{flipped} of {pairs}", bool(flipped == pairs)))
+        out.append(Answer(f"decisions changed by swapping the other mark's colour, {task}", f"none of {pairs}",
+                          f"{changed} of {pairs}", bool(changed == 0)))
+        num, den = np.abs(other).sum(axis=(0, 2)), np.abs(own).sum(axis=(0, 2))  # per face
+        weights = stats.bootstrap_weights(len(num), n_boot=statistics["n_boot"], seed=statistics["seed"])
+        value = num.sum() / den.sum()
+        low, high = stats.bootstrap_interval(value, (weights @ num) / (weights @ den),
+                                             confidence=statistics["confidence"])
+        values = [float(value), float(low), float(high)]
+        out.append(Answer(f"size of Δ log-odds, other mark's colour swapped / own mark's swapped, {task}",
+                          f"0 ± {DELTA}", _text(values), _near(values, 0.0), "premise"))
+    return out
+
+
 def planted_answers(workdir: str, config: Mapping[str, Any]) -> list[Answer]:
     """Every known answer of a finished planted study in ``workdir`` (its config: ``config``): the region shares on
     the regions' image set, then answers 2-5 on each generalization set for the tasks shown it (s(A_i → A_j) for
@@ -246,7 +310,7 @@ def answers_table(answers: Sequence[Answer]) -> list[str]:
     lines += [f"| {a.quantity} | {a.kind} | {a.expected} | {a.measured} | {'yes' if a.met else '**no**'} |"
               for a in answers]
     counts = [f"{kind} answers met: {sum(a.met for a in answers if a.kind == kind)} of "
-              f"{sum(a.kind == kind for a in answers)}" for kind in ("known", "map", "control")]
+              f"{sum(a.kind == kind for a in answers)}" for kind in ("known", "premise", "map", "control")]
     return [*lines, "", "; ".join(counts) + ".", ""]
 
 
@@ -263,9 +327,11 @@ def run_planted(config: Mapping[str, Any], *, grid_spec: str, workdir: str | Non
     from experiments.grid import run_grid
     from experiments.study import run_study
 
-    run_grid(load_grid_config(grid_spec), config["grid"], log=log)
+    grid_config = load_grid_config(grid_spec)
+    run_grid(grid_config, config["grid"], log=log)
     result = run_study(config, workdir=workdir, log=log)
-    answers = planted_answers(workdir or config["workdir"], config)
+    answers = reliance_answers(grid_models.discover(config["grid"]), grid_config["planted"], config["statistics"])
+    answers += planted_answers(workdir or config["workdir"], config)
     table = answers_table(answers)
     with open(result["report"], "a") as handle:
         handle.write("\n".join(["", "## Known answers", "", _INTRO, "", *table]))
