@@ -129,7 +129,7 @@ def test_the_study_checks_every_path_and_model_name_before_the_first_stage(tmp_p
     message = str(caught.value)
     assert "no file matches ['data/human/rdm_*.csv']" in message and "'data/human/triads.csv' does not exist" in message
     assert "models='gender', but the grid 'out/grid_full_quick' has tasks ['identity']" in message
-    for chosen, refused in ((["identity", "gender"], True), (["identity"], False)):  # a list of tasks: each must be known
+    for chosen, refused in ((["identity", "gender"], True), (["identity"], False)):  # a list: each task known
         config["image_sets"]["faces"]["models"] = chosen
         with pytest.raises(ValueError) as caught:
             preflight(config, "study")
