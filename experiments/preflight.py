@@ -129,7 +129,8 @@ def _study_problems(config: Mapping[str, Any], grid: str) -> list[str]:
     specs: list[str] = []
     for name, spec in config["image_sets"].items():
         chosen = spec.get("models", "all")
-        if models and chosen != "all" and chosen not in tasks:
+        wanted = {chosen} if isinstance(chosen, str) else set(chosen)  # a task or a list of tasks
+        if models and "all" not in wanted and not wanted <= tasks:
             problems.append(f"image set {name!r}: models={chosen!r}, but the grid {grid!r} has tasks {sorted(tasks)}")
         specs += list(spec.get("splits", ()))
         problems += _folder_problems(name, spec)

@@ -129,6 +129,11 @@ def test_the_study_checks_every_path_and_model_name_before_the_first_stage(tmp_p
     message = str(caught.value)
     assert "no file matches ['data/human/rdm_*.csv']" in message and "'data/human/triads.csv' does not exist" in message
     assert "models='gender', but the grid 'out/grid_full_quick' has tasks ['identity']" in message
+    for chosen, refused in ((["identity", "gender"], True), (["identity"], False)):  # a list: each task known
+        config["image_sets"]["faces"]["models"] = chosen
+        with pytest.raises(ValueError) as caught:
+            preflight(config, "study")
+        assert (f"image set 'faces': models={chosen!r}, but" in str(caught.value)) is refused
     config["human"] = {**config["human"], "mode": "synthetic", "source": "vggface/identity/s4"}
     with pytest.raises(ValueError, match=r"human.source='vggface/identity/s4' is not a model of the grid .*"
                                          r"'vggface/identity/s0'"):
