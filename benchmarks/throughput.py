@@ -3,7 +3,8 @@
     python benchmarks/throughput.py                       # VGG-16, 224x224, batches 1, 16, 64, float32
     python benchmarks/throughput.py --compare-ynn         # the same with and without XLA's YNNPACK fusion
     python benchmarks/throughput.py --batch 16 --composite epsilon_gamma_box --repeats 5
-    python benchmarks/throughput.py --model resnet50 --batch 1 8 16 --composite epsilon_gamma_box epsilon_plus
+    python benchmarks/throughput.py --model resnet50 --batch 1 8 16 --composite epsilon_gamma_box epsilon_plus \
+        --rounds 2 --no-forward   # paired, interleaved rounds: ratios within a round, then their median
 
 ``--model resnet50``: a torchvision-layout ResNet-50; Zennit runs it with its ``ResNetCanonizer`` on the
 plain-torch reference of ``tests/torch_resnet.py`` (random weights of the same shapes as the jax side's).
@@ -165,52 +166,74 @@ def measure_one(batch: int, method: str, size: int, repeats: int, composite_name
             "peak_rss_mib": peak, "added_mib": peak - set_up}
 
 
-def method_names(composite_names: list[str], zennit: bool) -> list[str]:
-    names = ["forward", "gradient x input", *(f"lrpjax {n}" for n in composite_names)]
+def method_names(composite_names: list[str], zennit: bool, forward: bool = True) -> list[str]:
+    names = ["forward"] * forward + ["gradient x input", *(f"lrpjax {n}" for n in composite_names)]
     if zennit:
         names += ["torch gradient x input", *(f"zennit {n}" for n in composite_names if n in ZENNIT_COMPOSITES)]
     return names
 
 
 def measure(batches: list[int], size: int, repeats: int, composite_names: list[str], zennit: bool,
-            model_name: str = "vgg16") -> list[dict]:
+            model_name: str = "vgg16", rounds: int = 1, forward: bool = True) -> list[dict]:
+    """Every (batch, method) in its own child process; with ``rounds > 1`` the whole list again and again
+    (interleaved), so that each round's ratios compare methods timed minutes apart under the same load."""
     rows = []
-    for batch in batches:
-        for name in method_names(composite_names, zennit):
-            command = [sys.executable, __file__, "--child", str(batch), name, "--size", str(size),
-                       "--repeats", str(repeats), "--model", model_name, "--composite", *composite_names]
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode != 0:
-                killed = result.returncode == -signal.SIGKILL  # the kernel's out-of-memory killer, as a rule
-                rows.append({"batch": batch, "method": name, "failed": "killed (out of memory)" if killed
-                             else f"exit {result.returncode}"})
-                print(f"  batch {batch:3d}  {name:36s} {rows[-1]['failed']}\n{result.stderr[-2000:]}",
-                      file=sys.stderr, flush=True)
-                continue
-            row = json.loads(result.stdout.strip().splitlines()[-1])
-            rows.append(row)
-            print(f"  batch {batch:3d}  {name:36s} {row['images_per_s']:8.2f} images/s  "
-                  f"peak {row['peak_rss_mib'] / 1024:5.1f} GiB (+{row['added_mib'] / 1024:.1f})",
+    for batch, name, round_ in ((b, n, r) for r in range(rounds) for b in batches
+                                for n in method_names(composite_names, zennit, forward)):
+        command = [sys.executable, __file__, "--child", str(batch), name, "--size", str(size),
+                   "--repeats", str(repeats), "--model", model_name, "--composite", *composite_names]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            killed = result.returncode == -signal.SIGKILL  # the kernel's out-of-memory killer, as a rule
+            rows.append({"batch": batch, "method": name, "round": round_,
+                         "failed": "killed (out of memory)" if killed else f"exit {result.returncode}"})
+            print(f"  batch {batch:3d}  {name:36s} {rows[-1]['failed']}\n{result.stderr[-2000:]}",
                   file=sys.stderr, flush=True)
+            continue
+        row = {**json.loads(result.stdout.strip().splitlines()[-1]), "round": round_,
+               "load": os.getloadavg()[0]}
+        rows.append(row)
+        print(f"  round {round_} batch {batch:3d}  {name:36s} {row['images_per_s']:8.2f} images/s  "
+              f"peak {row['peak_rss_mib'] / 1024:5.1f} GiB (+{row['added_mib'] / 1024:.1f})",
+              file=sys.stderr, flush=True)
     return rows
 
 
+def _paired(rows: list[dict], batch: int, name: str, reference: str, invert: bool = False) -> str:
+    """Median over rounds of ``name``'s time / ``reference``'s time in the same round (inverted: the other way),
+    with the range over rounds when there are several."""
+    ratios = []
+    for round_ in sorted({r.get("round", 0) for r in rows}):
+        times = {r["method"]: r["seconds"] for r in rows
+                 if r["batch"] == batch and r.get("round", 0) == round_ and "seconds" in r}
+        if name in times and reference in times:
+            ratios.append(times[reference] / times[name] if invert else times[name] / times[reference])
+    if not ratios:
+        return ""
+    if len(ratios) == 1:
+        return f"{ratios[0]:.2f}"
+    return f"{np.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
 def table(rows: list[dict]) -> str:
+    """Best images/s and peak memory over rounds; ratios paired within each round (median, range)."""
     lines = ["| batch | method | images/s | × gradient cost | Zennit / lrpjax | peak RSS GiB | added GiB |",
              "|---|---|---|---|---|---|---|"]
     for batch in sorted({r["batch"] for r in rows}):
-        by_name = {r["method"]: r for r in rows if r["batch"] == batch}
-        gradient = by_name.get("gradient x input", {}).get("seconds")
-        for name, r in by_name.items():
-            if "failed" in r:
-                lines.append(f"| {batch} | {name} | {r['failed']} | | | | |")
+        names = list(dict.fromkeys(r["method"] for r in rows if r["batch"] == batch))
+        for name in names:
+            done = [r for r in rows if r["batch"] == batch and r["method"] == name and "seconds" in r]
+            if not done:
+                failed = next(r["failed"] for r in rows if r["batch"] == batch and r["method"] == name)
+                lines.append(f"| {batch} | {name} | {failed} | | | | |")
                 continue
-            cost = f"{r['seconds'] / gradient:.2f}" if gradient and not name.startswith(("zennit", "torch")) else ""
-            speedup = ""
-            if name.startswith("lrpjax ") and "seconds" in by_name.get(f"zennit {name[7:]}", {}):
-                speedup = f"{by_name['zennit ' + name[7:]]['seconds'] / r['seconds']:.1f}×"
-            lines.append(f"| {batch} | {name} | {r['images_per_s']:.2f} | {cost} | {speedup} | "
-                         f"{r['peak_rss_mib'] / 1024:.1f} | {r['added_mib'] / 1024:.1f} |")
+            best = min(done, key=lambda r: r["seconds"])
+            cost = "" if name.startswith(("zennit", "torch")) else _paired(rows, batch, name, "gradient x input")
+            speedup = _paired(rows, batch, name, f"zennit {name[7:]}", invert=True) if name.startswith(
+                "lrpjax ") else ""
+            lines.append(f"| {batch} | {name} | {best['images_per_s']:.2f} | {cost} | {speedup} | "
+                         f"{max(r['peak_rss_mib'] for r in done) / 1024:.1f} | "
+                         f"{max(r['added_mib'] for r in done) / 1024:.1f} |")
     return "\n".join(lines)
 
 
@@ -220,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--model", choices=MODELS, default="vgg16")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds over every (batch, method)")
+    parser.add_argument("--no-forward", action="store_true", help="skip the plain forward pass")
     parser.add_argument("--composite", nargs="+", default=list(DEFAULT_COMPOSITES))
     parser.add_argument("--no-zennit", action="store_true", help="skip the torch/Zennit side")
     parser.add_argument("--compare-ynn", action="store_true",
@@ -238,10 +263,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n## {label}: XLA_FLAGS={flags!r}\n", flush=True)
             subprocess.run([sys.executable, __file__, *child], env=env, check=True)
         return 0
+    start_load = os.getloadavg()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", file=sys.stderr)
-    rows = measure(args.batch, args.size, args.repeats, args.composite, not args.no_zennit, args.model)
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, load average {start_load[0]:.1f}", file=sys.stderr)
+    rows = measure(args.batch, args.size, args.repeats, args.composite, not args.no_zennit, args.model,
+                   args.rounds, not args.no_forward)
     print(table(rows), flush=True)
+    print(f"\nload average (1 min) {start_load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
+          f"{os.cpu_count()} cores", flush=True)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)

@@ -6,18 +6,18 @@ identity and non-zero biases, converted with :func:`weights_conversion.resnet.re
 (:func:`torch_resnet.fold_batch_norm`; its own merge keeps ``eps`` and is ~1e-5 off), still through
 ``ResNetCanonizer`` so each residual sum is its ``Sum`` under ``Norm``:
 
-* a full-width ResNet-18 (torchvision's layout);
-* a ResNet-50 at width 0.25 (torchvision's layout; the same topology, 53 convs and 16 residual sums, at a
-  sixteenth of the FLOPs: a full-width float64 ResNet-50 takes minutes per composite on two cores);
-* a VGGFace2-layout ResNet-50 at width 0.25 (8631 classes, BGR 0-255 inputs minus the VGGFace2 mean).
+* a ResNet-18 at width 0.25 (torchvision's layout: basic blocks, projection shortcuts);
+* a ResNet-50 at width 0.125 (torchvision's layout; the same topology as the full network, 53 convs and 16
+  residual sums, at 1/64 of its FLOPs: a full-width float64 ResNet-50 takes minutes per composite on two cores);
+* a VGGFace2-layout ResNet-50 at width 0.125 (8631 classes, BGR 0-255 inputs minus the VGGFace2 mean).
 
 Each model is explained in ONE compiled call: one forward pass, a backward pass per composite (Zennit's
 EpsilonGammaBox, EpsilonPlus, EpsilonPlusFlat, EpsilonAlpha2Beta1, EpsilonAlpha2Beta1Flat and, for the
-ResNet-50, LRP-0). Asserted: ``max|R_lrpjax - R_zennit| <= 1e-12 max|R_zennit|``; canonized logits equal to
-torch's to 1e-12 (1e-5 in float32); LRP-0 equals torch's gradient x input to 1e-12; with zero biases,
-relevance is conserved at every node of the ResNet-50 (LRP-0: to 1e-10; the presets: never more than the
-logit, no doubling at the sums); a batch equals its images one by one; new weights of the same shapes
-compile nothing.
+ResNet-50, LRP-0). Asserted: ``max|R_lrpjax - R_zennit| <= 1e-12 max|R_zennit|`` unless Zennit's own map moves
+as much under a 1e-15 perturbation of its input (see :data:`ILL_CONDITIONED`); canonized logits equal to torch's
+to 1e-12 (1e-5 in float32); LRP-0 equals torch's gradient x input to 1e-12; with zero biases, relevance summed at
+every residual block's input and output equals the output relevance (LRP-0: to 1e-12); a batch equals its
+images one by one; new weights of the same shapes compile nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import torch
 import lrpjax
 from lrpjax import composites, engine
 from lrpjax._zennit import import_zennit
+from lrpjax.models.graph import node_inputs
 from lrpjax.preprocess import VGGFACE2
 from weights_conversion.resnet import resnet_to_variables
 
@@ -50,10 +51,21 @@ RTOL64 = 1e-12
 IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 NAMES_ALL = ("epsilon_gamma_box", "epsilon_plus", "epsilon_plus_flat", "epsilon_alpha2_beta1",
              "epsilon_alpha2_beta1_flat")
-LOOSER = {(50, layout, name): 1e-8 for layout in ("torchvision", "vggface2")
-          for name in NAMES_ALL}
-"""Not yet traced: measured 1.9e-11 (torchvision ResNet-50 x0.25, epsilon_gamma_box) and 1.2e-9 (VGGFace2
-ResNet-50 x0.25, epsilon_alpha2_beta1), 4.2e-12 (torchvision ResNet-50 x0.25, epsilon_plus); ResNet-18 <= 3e-14."""
+PERTURBATION = 1e-15
+ILL_CONDITIONED = 4.0
+"""Where lrpjax and Zennit differ by more than 1e-12 of max|R|, the difference must be no more than
+``ILL_CONDITIONED`` times what Zennit's own map moves when its input is multiplied by ``1 + 1e-15 u``
+(u uniform in [-1, 1], a few ulps). Traced node by node (Zennit's per-module relevance from tensor hooks
+against ``explain_full(return_layers=True)``): the maps agree to ~5e-15 down to a residual sum whose summands
+nearly cancel (e.g. ResNet-50 x0.25 seed 1, layer2.0: shortcut 0.6875223, residual -0.6875222, sum 1.1e-7, below
+Norm's stabiliser 1e-6). There ``R_residual = a R / (z + 1e-6)`` with ``R`` proportional to ``z``, so the
+absolute round-off of the sum's summands (~1e-16 of 0.69, different in XLA's and torch's convolutions) is
+multiplied by ``a / 1e-6``: 1e-11 of max|R| before any rule is applied. Zennit against itself under the 1e-15
+perturbation moves by the same amount (ResNet-50 x0.25 seed 1, lrpjax vs Zennit / Zennit vs perturbed Zennit:
+epsilon_gamma_box 1.86e-11 / 2.06e-11,
+epsilon_plus 4.23e-12 / 4.67e-12, epsilon_plus_flat 3.96e-12 / 4.37e-12, epsilon_alpha2_beta1 1.08e-11 / 1.20e-11,
+epsilon_alpha2_beta1_flat 9.42e-12 / 1.04e-11): the map is that sensitive to round-off, whichever library
+computes it. (AlphaBeta's 2.4e-10 there and VGGFace2's 1.2e-9 were lrpjax's: see ``rules.AlphaBeta``.)"""
 NAMES = ["epsilon_gamma_box", "epsilon_plus", "epsilon_plus_flat", "epsilon_alpha2_beta1", "epsilon_alpha2_beta1_flat"]
 LRP0 = composites.get("epsilon", epsilon=0.0, stabilizer=0.0)
 
@@ -99,23 +111,29 @@ class Case:
         return lrpjax.explain_full(self.model, as64, jnp.asarray(nhwc(self.x64)), None, self.presets,
                                    output_relevance=jnp.asarray(self.onehot.numpy()), return_layers=True)
 
-    def zennit(self, name: str) -> np.ndarray:
+    def zennit(self, name: str, perturbed: bool = False) -> np.ndarray:
+        """Zennit's map; ``perturbed``: of the input times ``1 + PERTURBATION u``, u uniform in [-1, 1]."""
         low, high = (torch.tensor(b, dtype=torch.float64).view(1, 3, 1, 1) for b in (self.low, self.high))
         factory = {
             "epsilon_gamma_box": lambda **kw: ZC.EpsilonGammaBox(low=low, high=high, **kw),
             "epsilon_plus": ZC.EpsilonPlus, "epsilon_plus_flat": ZC.EpsilonPlusFlat,
             "epsilon_alpha2_beta1": ZC.EpsilonAlpha2Beta1, "epsilon_alpha2_beta1_flat": ZC.EpsilonAlpha2Beta1Flat,
         }[name]
-        x = self.x64.clone().requires_grad_(True)
+        x = self.x64.clone()
+        if perturbed:
+            u = torch.rand(x.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+            x = x * (1 + PERTURBATION * (2 * u - 1))
+        x.requires_grad_(True)
         with Z.attribution.Gradient(self.folded, factory(canonizers=[ResNetCanonizer()])) as attributor:
             _, relevance = attributor(x, self.onehot)
         return nhwc(relevance)
 
 
 CASES = {
-    "resnet18": dict(depth=18, width=1.0, layout="torchvision", num_classes=1000, seed=0, lrp0=False),
-    "resnet50_x0.25": dict(depth=50, width=0.25, layout="torchvision", num_classes=1000, seed=1, lrp0=True),
-    "vggface2_resnet50_x0.25": dict(depth=50, width=0.25, layout="vggface2", num_classes=8631, seed=2, lrp0=False),
+    "resnet18_x0.25": dict(depth=18, width=0.25, layout="torchvision", num_classes=1000, seed=0, lrp0=False),
+    "resnet50_x0.125": dict(depth=50, width=0.125, layout="torchvision", num_classes=1000, seed=1, lrp0=True),
+    "vggface2_resnet50_x0.125": dict(depth=50, width=0.125, layout="vggface2", num_classes=8631, seed=2,
+                                     lrp0=False),
 }
 
 
@@ -138,39 +156,67 @@ def test_zennit_parity_and_logits(case):
           f"flax with batch norm {apply_error:.1e}, float32 {float32_error:.1e}")
     assert logits_error <= 1e-12 and apply_error <= 1e-12 and float32_error <= 1e-5
     for name, ours in zip(NAMES, case.out.relevance):
-        error = relative(ours, case.zennit(name))
-        print(f"  {name:28s} max|dR|/max|R| = {error:.2e}")
-        assert error <= LOOSER.get((case.model.depth, case.model.layout, name), RTOL64), name
+        want = case.zennit(name)
+        error = relative(ours, want)
+        if error <= RTOL64:
+            print(f"  {name:28s} max|dR|/max|R| = {error:.2e}")
+            continue
+        moved = relative(case.zennit(name, perturbed=True), want)  # see ILL_CONDITIONED
+        print(f"  {name:28s} max|dR|/max|R| = {error:.2e}; Zennit vs Zennit at x(1 + 1e-15 u): {moved:.2e}")
+        assert error <= ILL_CONDITIONED * moved and error <= 1e-9, name
 
 
-def test_lrp0_is_gradient_times_input_and_relevance_is_conserved(case):
-    """LRP-0 against torch's gradient x input; with zero biases (same shapes: no recompilation) relevance at
-    every node's input sums to the logit (LRP-0) or never exceeds it (the presets: the sums never double it)."""
+def relevance_at_outputs(graph, layers) -> dict[str, np.ndarray]:
+    """Node name -> relevance at its output: the sum of what every consumer sends back (an ``add``'s share per
+    summand), from ``explain_full(return_layers=True)``'s per-node relevance at each node's input."""
+    merged, out = engine.merged_graph(graph), {}
+    for spec, sources in zip(merged, node_inputs(merged)):
+        received = np.asarray(layers[spec.name])
+        for k, source in enumerate(sources):
+            share = received[:, k] if spec.kind == "add" else received
+            out[source] = out[source] + share if source in out else share
+    return out
+
+
+def block_sums(graph, layers) -> dict[str, tuple[float, float]]:
+    """Residual block prefix -> (relevance summed at its input, at its output after its last ReLU)."""
+    at = relevance_at_outputs(graph, layers)
+    sources = dict(zip([s.name for s in graph], node_inputs(graph)))
+    blocks = [s.name[:-len("add")] for s in graph if s.kind == "add"]
+    return {b: (float(at[sources[b + "conv1"][0]].sum()), float(at[b + "relu"].sum())) for b in blocks}
+
+
+def test_lrp0_is_gradient_times_input_and_relevance_is_conserved_at_every_block(case):
+    """LRP-0 against torch's gradient x input; with zero biases (same shapes: no recompilation) and LRP-0,
+    relevance summed at every residual block's input and output equals the output relevance (1) to 1e-12: the
+    sum never doubles at the add. Gamma conserves too (to its stabiliser). ZPlus and AlphaBeta do not, by
+    design, in Zennit as here: they drop what an output's exactly empty positive or negative part would carry
+    (measured at 32 block boundaries: epsilon_plus 8.9e-2, epsilon_alpha2_beta1 1.1); printed, not asserted."""
     if not case.lrp0:
         pytest.skip("the ResNet-50 case carries the LRP-0 composite")
     x = case.x64.clone().requires_grad_(True)
     case.net64(x)[0, case.target].backward()
     logit = float(case.logits[0, case.target])  # relevance starts at 1 (one-hot): LRP-0 is gradient x input / logit
     error = relative(case.out.relevance[-1] * logit, nhwc(x.grad * x))
-    print(f"\nLRP-0 vs torch gradient x input, ResNet-50 x0.25 224 float64: {error:.2e}")
+    print(f"\nLRP-0 vs torch gradient x input, ResNet-50 x{case.model.width} 224 float64: {error:.2e}")
     assert error <= 1e-12
 
-    zero = torch_resnet(50, 1000, width=0.25, seed=3, zero_biases=True)
+    zero = torch_resnet(50, 1000, width=case.model.width, seed=3, zero_biases=True)
     _, variables = resnet_to_variables(zero.state_dict())
     compiled = engine._compiled(case.model.layers, tuple(case.presets), "given", True)
     before = compiled._cache_size()
     out = case.explain(variables)
     assert compiled._cache_size() == before
-    for name, layers in zip([*NAMES, "lrp0"], out.layers):  # the output relevance is one-hot: 1 in all
-        sums = {node: float(r.sum()) for node, r in layers.items()}
-        worst = max(abs(s - 1) for s in sums.values())
-        largest = max(abs(s) for s in sums.values())
-        print(f"  zero biases {name:28s} max |sum R - 1| over {len(sums)} nodes {worst:.1e}, "
-              f"max |sum R| {largest:.4f}")
-    # per-node sums are printed, not asserted (open: some nodes' sums under the presets are not yet explained)
-    total = float(out.relevance[-1].sum())
-    print(f"  zero biases LRP-0: sum of input relevance {total:.15f}")
-    assert abs(total - 1) <= 1e-10
+    for name, layers, relevance in zip([*NAMES, "lrp0"], out.layers, out.relevance):
+        sums = block_sums(case.model.layers, layers)
+        assert len(sums) == 16
+        worst = max(abs(s - 1) for pair in sums.values() for s in pair)
+        total = float(relevance.sum())
+        print(f"  zero biases {name:28s} max |sum R - 1| at 32 block boundaries {worst:.1e}, input {total - 1:.1e}")
+        if name == "lrp0":
+            assert worst <= 1e-12 and abs(total - 1) <= 1e-12
+        elif name == "epsilon_gamma_box":
+            assert worst <= 1e-4 and abs(total - 1) <= 1e-4
 
 
 def test_batch_equals_single_images_and_bad_input():
