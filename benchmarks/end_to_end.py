@@ -55,8 +55,8 @@ def run_zennit(checkpoint: str, images: str, out: str, batch: int) -> dict:
 
     from lrpjax import checkpoints
     from lrpjax._zennit import import_zennit
-    from lrpjax.crosscheck import torch_model_for
     from lrpjax.preprocess import load_image, preprocess, zbox_bounds
+    from weights_conversion.torch_model import torch_model_for
 
     zennit = import_zennit()
     torch.set_num_threads(os.cpu_count() or 1)

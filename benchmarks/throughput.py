@@ -7,7 +7,7 @@
         --rounds 2 --no-forward   # paired, interleaved rounds: ratios within a round, then their median
 
 ``--model resnet50``: a torchvision-layout ResNet-50; Zennit runs it with its ``ResNetCanonizer`` on the
-plain-torch reference of ``tests/torch_resnet.py`` (random weights of the same shapes as the jax side's).
+plain-torch twin of :mod:`weights_conversion.torch_resnet` with the jax side's weights.
 
 Every method runs on the same random VGG-16 weights and the same images, one after the other in one
 run of this script, each (batch, method) in a fresh child process so that its peak resident memory is its
@@ -99,17 +99,18 @@ def zennit_methods(variables, images, composite_names: list[str], model_name: st
 
     import lrpjax
     from lrpjax._zennit import import_zennit
-    from lrpjax.crosscheck import torch_model_for
+    from weights_conversion.torch_model import torch_model_for
 
     zennit = import_zennit()
     torch.set_num_threads(os.cpu_count() or 1)
     canonizers = []
     if model_name == "resnet50":
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-        from torch_resnet import torch_resnet
         from zennit.torchvision import ResNetCanonizer
 
-        net, canonizers = torch_resnet(50, 1000), [ResNetCanonizer()]
+        from weights_conversion.torch_resnet import torch_resnet_for
+
+        net = torch_resnet_for(lrpjax.resnet50(num_classes=1000), variables, None).eval()
+        canonizers = [ResNetCanonizer()]
     else:
         net = torch_model_for(lrpjax.vgg16(num_classes=1000), variables, None).eval()
     x = torch.from_numpy(np.asarray(images).transpose(0, 3, 1, 2).copy())
