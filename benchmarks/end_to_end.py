@@ -3,7 +3,7 @@
     python benchmarks/end_to_end.py --images ../shared/data/faces/london/neutral --batch 16    # all 102 faces
 
 Both sides read the same JPEGs, preprocess them identically (torchvision's resize 256 / crop 224 /
-ImageNet normalisation, via ``lrpjax.preprocess``), explain them with epsilon_gamma_box on the same random
+ImageNet normalisation, via ``lrpjax.io.preprocess``), explain them with epsilon_gamma_box on the same random
 VGG-16 weights (1000 classes, predicted class) and write channel-summed float32 maps to an HDF5 file.
 Each side runs in its own subprocess, so the peak resident memory reported is that side's alone.
 """
@@ -26,8 +26,8 @@ def make_checkpoint(path: str) -> None:
     import jax.numpy as jnp
 
     import lrpjax
-    from lrpjax import checkpoints
-    from lrpjax.preprocess import TORCHVISION
+    from lrpjax.io import checkpoints
+    from lrpjax.io.preprocess import TORCHVISION
 
     model = lrpjax.vgg16(num_classes=1000)
     variables = model.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
@@ -39,7 +39,7 @@ def make_checkpoint(path: str) -> None:
 
 
 def run_lrpjax(checkpoint: str, images: str, out: str, batch: int) -> dict:
-    from lrpjax.batch import explain_dataset
+    from lrpjax.jobs.explain import explain_dataset
 
     start = time.perf_counter()
     summary = explain_dataset(checkpoint, images, out, composite_names=("epsilon_gamma_box",), batch_size=batch,
@@ -53,9 +53,9 @@ def run_zennit(checkpoint: str, images: str, out: str, batch: int) -> dict:
     import numpy as np
     import torch
 
-    from lrpjax import checkpoints
-    from lrpjax._zennit import import_zennit
-    from lrpjax.preprocess import load_image, preprocess, zbox_bounds
+    from lrpjax.io import checkpoints
+    from lrpjax.io.preprocess import load_image, preprocess, zbox_bounds
+    from lrpjax.jobs._zennit import import_zennit
     from weights_conversion.torch_model import torch_model_for
 
     zennit = import_zennit()

@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
     jax.config.update("jax_enable_x64", True)
     import lrpjax
-    from lrpjax import crosscheck
-    from lrpjax._zennit import import_zennit
-    from lrpjax.imagefiles import list_image_files
-    from lrpjax.preprocess import TORCHVISION, load_image, preprocess, zbox_bounds
+    from lrpjax.io.imagefiles import list_image_files
+    from lrpjax.io.preprocess import TORCHVISION, load_image, preprocess, zbox_bounds
+    from lrpjax.jobs import crosscheck
+    from lrpjax.jobs._zennit import import_zennit
     from weights_conversion.torch_model import torch_model_for
 
     zennit = import_zennit()
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     net32 = torch_model_for(model, v32, None)
     net64 = torch_model_for(model, v64, None).double()
     bounds = zbox_bounds(TORCHVISION)
-    composite = lrpjax.composites.get(args.composite, preprocessing=TORCHVISION)
+    composite = lrpjax.core.composites.get(args.composite, preprocessing=TORCHVISION)
 
     rows, layer_errors, started = [], {}, time.time()
     for start in range(0, len(files), args.batch):

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import lrpjax
-from lrpjax.preprocess import TORCHVISION, zbox_bounds
+from lrpjax.io.preprocess import TORCHVISION, zbox_bounds
 
 PRECISIONS = {  # name -> (input dtype, jax matmul/conv precision)
     "fp32": (jnp.float32, "highest"),
@@ -117,7 +117,7 @@ def precision_rows(table: Table, setup, batches: list[int], names: list[str], re
     model, variables, preprocessing = setup
     low, high = zbox_bounds(preprocessing)
     side = model.input_size
-    methods = [(name, lrpjax.composites.get(name, **({"low": low, "high": high} if name == "epsilon_gamma_box"
+    methods = [(name, lrpjax.core.composites.get(name, **({"low": low, "high": high} if name == "epsilon_gamma_box"
                                                       else {}))) for name in names]
     methods += [("gradient × input (jax)", None)] if gradient else []
     bare = {}
@@ -182,7 +182,7 @@ def loader_rate(files: list[str], count: int, workers: int, preprocessing: dict,
     """Images/s of ``lrpjax explain``'s host pipeline (decode, resize, crop, normalise) with ``workers`` threads."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from lrpjax.batch import image_loader
+    from lrpjax.jobs.explain import image_loader
 
     paths = [files[i % len(files)] for i in range(count)]
     load = image_loader(dict(preprocessing=dict(preprocessing)), (side, side, 3))
@@ -195,8 +195,8 @@ def loader_rate(files: list[str], count: int, workers: int, preprocessing: dict,
 
 def end_to_end(setup, files: list[str], count: int, batch: int, workers: int, work: str) -> dict:
     """The ``lrpjax explain`` job over ``count`` links to ``files``: its summary."""
-    from lrpjax import checkpoints
-    from lrpjax.batch import explain_dataset
+    from lrpjax.io import checkpoints
+    from lrpjax.jobs.explain import explain_dataset
 
     model, variables, preprocessing = setup
     images = os.path.join(work, "images")
@@ -210,8 +210,8 @@ def end_to_end(setup, files: list[str], count: int, batch: int, workers: int, wo
 
 
 def train_step_rate(setup, batch: int, repeats: int) -> float:
-    """Images/s of one jit-compiled finetuning step (:func:`lrpjax.train.make_train_step`, SGD, everything)."""
-    from lrpjax import train
+    """Images/s of one jit-compiled finetuning step (:func:`lrpjax.jobs.train.make_train_step`, SGD, everything)."""
+    from lrpjax.jobs import train
 
     model, variables, preprocessing = setup
     shape = {"width": model.width, "pool_to": model.pool_to, "input_size": model.input_size}

@@ -5,11 +5,11 @@
     python benchmarks/input_pipeline.py --images DIR --workers 4 --passes 10 --batch 32
 
 Both sides do the same work per image with the same functions: read the file, decode it
-(:func:`lrpjax.imagefiles.decode_image`), resize the shorter side to 256 and cut the centred 224 square, scale
+(:func:`lrpjax.io.imagefiles.decode_image`), resize the shorter side to 256 and cut the centred 224 square, scale
 and normalise (ImageNet preprocessing, :func:`lrpjax.data.pipeline.prepare_example`), and stack batches of
 ``--batch``; both decode on ``--workers`` threads (PIL releases the GIL) and prefetch ahead of the consumer.
 
-- ``lrpjax``: a thread pool maps each batch's files, :func:`lrpjax.prefetch.prefetch` runs that one batch ahead
+- ``lrpjax``: a thread pool maps each batch's files, :func:`lrpjax.io.prefetch.prefetch` runs that one batch ahead
   (the explain job's and :func:`lrpjax.data.pipeline.eval_batches`' structure);
 - ``grain``: ``MapDataset.source(paths).map(prepare).batch(B).to_iter_dataset(ReadOptions(num_threads=W))``.
 
@@ -34,8 +34,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from lrpjax.data.pipeline import prepare_example  # noqa: E402
-from lrpjax.prefetch import prefetch  # noqa: E402
-from lrpjax.preprocess import TORCHVISION, validate_preprocessing  # noqa: E402
+from lrpjax.io.prefetch import prefetch  # noqa: E402
+from lrpjax.io.preprocess import TORCHVISION, validate_preprocessing  # noqa: E402
 
 SPEC = validate_preprocessing(TORCHVISION)
 FACES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
@@ -48,7 +48,7 @@ def _prepare(path: str) -> np.ndarray:
 
 
 def lrpjax_batches(paths: Sequence[str], batch: int, workers: int) -> Iterator[np.ndarray]:
-    """Batches from a thread pool, one batch prepared ahead by :func:`lrpjax.prefetch.prefetch`."""
+    """Batches from a thread pool, one batch prepared ahead by :func:`lrpjax.io.prefetch.prefetch`."""
     with ThreadPoolExecutor(workers) as pool:
         chunks = (paths[i:i + batch] for i in range(0, len(paths), batch))
         yield from prefetch((np.stack(list(pool.map(_prepare, chunk))) for chunk in chunks), 2)

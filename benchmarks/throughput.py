@@ -59,7 +59,7 @@ def jax_methods(batch: int, size: int, composite_names: list[str],
     import jax.numpy as jnp
 
     import lrpjax
-    from lrpjax.preprocess import TORCHVISION
+    from lrpjax.io.preprocess import TORCHVISION
 
     model = lrpjax.resnet50(num_classes=1000) if model_name == "resnet50" else lrpjax.vgg16(num_classes=1000)
     if model_name == "resnet50":  # drawn directly: tracing model.init of a ResNet-50 takes tens of seconds
@@ -88,7 +88,7 @@ def jax_methods(batch: int, size: int, composite_names: list[str],
         "gradient x input": lambda: gradient_x_input(variables, images, targets).block_until_ready(),
     }
     for name in composite_names:
-        composite = lrpjax.composites.get(name, preprocessing=TORCHVISION)
+        composite = lrpjax.core.composites.get(name, preprocessing=TORCHVISION)
         methods[f"lrpjax {name}"] = (
             lambda c=composite: lrpjax.explain(model, variables, images, targets, c).block_until_ready())
     return methods, variables, images
@@ -98,7 +98,7 @@ def zennit_methods(variables, images, composite_names: list[str], model_name: st
     import torch
 
     import lrpjax
-    from lrpjax._zennit import import_zennit
+    from lrpjax.jobs._zennit import import_zennit
     from weights_conversion.torch_model import torch_model_for
 
     zennit = import_zennit()

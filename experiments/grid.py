@@ -18,7 +18,7 @@ A grid config (a Python file with ``get_config(arg)``, see ``configs/grid_cpu.py
 ``seeds``
     the seeds; each fixes a model's new head, data order, augmentation and dropout.
 ``finetune``
-    :class:`lrpjax.train.TrainConfig` fields shared by every finetuning run.
+    :class:`lrpjax.jobs.train.TrainConfig` fields shared by every finetuning run.
 ``folders`` (optional)
     name -> :class:`lrpjax.data.FaceFolderConfig` fields: folder data sets that splits may name
     (``"NAME:SPLIT"``) beside the named ones of :mod:`lrpjax.data.tasks`; built into ``data_dir`` once.
@@ -32,7 +32,7 @@ root in every command documented here; they are made absolute once, at the start
 :func:`experiments.preflight.preflight` checks every checkpoint, data set, folder and file the config names and
 reports all problems at once.
 
-Layout: ``WORKDIR/bases/NAME/`` (stand-ins), ``WORKDIR/runs/BASE/TASK/seedN/`` (each a :func:`lrpjax.train.run`
+Layout: ``WORKDIR/bases/NAME/`` (stand-ins), ``WORKDIR/runs/BASE/TASK/seedN/`` (each a :func:`lrpjax.jobs.train.run`
 work directory: a finished one holds ``model/`` and ``results.json`` (its training checkpoints deleted) and is
 skipped; an interrupted one resumes from its checkpoints), and
 ``WORKDIR/results.md`` and ``results.csv``.
@@ -51,8 +51,9 @@ import numpy as np
 from experiments.configfile import call_get_config
 from experiments.planted import build_planted
 from experiments.preflight import preflight
-from lrpjax import data, train
-from lrpjax.progress import to_stderr, track
+from lrpjax import data
+from lrpjax.jobs import train
+from lrpjax.jobs.progress import to_stderr, track
 
 KEYS = ("workdir", "data", "bases", "tasks", "seeds", "finetune")
 OPTIONAL = ("description", "folders", "planted")

@@ -59,7 +59,7 @@ maps are not (gamma and z+ layers favour strongly activated inputs whatever the 
 
 **Which output is explained.** The study explains the predicted logit :math:`z_c`. For these two-class models
 the class probability that masking tracks is decided by the log-odds :math:`z_c - z_{k \ne c}`, which
-``relevance.target = "contrast"`` explains (:func:`lrpjax.targets.contrast_relevance`; the rules are linear in
+``relevance.target = "contrast"`` explains (:func:`lrpjax.core.targets.contrast_relevance`; the rules are linear in
 the output relevance for fixed activations, so the contrast map is LRP(:math:`z_c`) − LRP(:math:`z_k`)). It
 changes nothing here, and need not: with two classes and softmax cross-entropy,
 :math:`\partial L / \partial z_0 = -\partial L / \partial z_1`, so training moves only the log-odds and leaves
@@ -100,8 +100,9 @@ from experiments import planted
 from experiments.study import models as grid_models
 from experiments.study.cache import load_arrays
 from experiments.study.compute import CONTROLS
-from lrpjax import analysis, imagefiles, preprocess
+from lrpjax import analysis
 from lrpjax.analysis import stats
+from lrpjax.io import imagefiles, preprocess
 
 DELTA = 0.25
 DECISIONS = 0.95  # share of swaps that must flip (own mark) or keep (other mark) a decision: held-out accuracy

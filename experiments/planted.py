@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lrpjax import analysis, imagefiles
+from lrpjax import analysis
+from lrpjax.io import imagefiles
 
 COLOURS = {"green": (0, 255, 0), "magenta": (255, 0, 255)}
 DESIGNS = ("independent", "either", "agreeing")

@@ -6,7 +6,7 @@ last stage costs all of that. :func:`preflight` runs at the start of :func:`expe
 
 - every named split (``NAME:SPLIT``): the name, the split, and the folders and files it reads
   (:func:`lrpjax.tasks.check_named_split`; CelebA's five files and their sha256 unless already built);
-- grid: every base checkpoint (``metadata.json``) and every model's :class:`lrpjax.train.TrainConfig`;
+- grid: every base checkpoint (``metadata.json``) and every model's :class:`lrpjax.jobs.train.TrainConfig`;
 - study: the grid's models (and the tasks the image sets select), the composites, every image folder, labels
   CSV, landmark CSV and ``regions.json``, the human data (the rater CSVs match, they share at least 3 face ids
   with their image set, the triad CSV reads) or the synthetic raters' source model.
@@ -23,8 +23,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from lrpjax import analysis, composites, train
+from lrpjax import analysis
+from lrpjax.core import composites
 from lrpjax.data import DataPaths, folders, tasks
+from lrpjax.jobs import train
 
 KINDS = ("grid", "study")
 

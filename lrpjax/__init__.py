@@ -1,11 +1,20 @@
-"""lrpjax: layer-wise relevance propagation for Flax VGG and ResNet networks, hand-written and jit-compiled."""
+"""lrpjax: layer-wise relevance propagation for Flax VGG and ResNet networks, hand-written and jit-compiled.
 
-from lrpjax import attribution, composites, rules, stabilizers
-from lrpjax.attribution import gradient_x_input, integrated_gradients, smoothgrad
-from lrpjax.composites import Composite
-from lrpjax.diagnostics import Conservation, conservation
-from lrpjax.engine import Explanation, explain, explain_full, sum_channels
-from lrpjax.models import (
+The package has four parts, each importing only the ones listed before it:
+
+- :mod:`lrpjax.core`: models, layer functions, rules, stabilisers, composites, canonization, the engine;
+- :mod:`lrpjax.io`: checkpoints, image files, preprocessing, heatmap rendering (and :mod:`lrpjax.data`, the
+  training data sets);
+- :mod:`lrpjax.analysis`: the study's measures (masking, generalization, similarity, regions, human judgments);
+- :mod:`lrpjax.jobs`: the explain job, training, the Zennit cross-check, the demo and the ``lrpjax`` command.
+"""
+
+from lrpjax.core import attribution, composites, rules, stabilizers
+from lrpjax.core.attribution import gradient_x_input, integrated_gradients, smoothgrad
+from lrpjax.core.composites import Composite
+from lrpjax.core.diagnostics import Conservation, conservation
+from lrpjax.core.engine import Explanation, explain, explain_full, sum_channels
+from lrpjax.core.models import (
     VGG,
     LayerSpec,
     ResNet,
@@ -25,13 +34,16 @@ from lrpjax.models import (
 
 __version__ = "0.1.0"
 
-_SUBMODULES = (
-    "analysis", "batch", "canonize", "checkpoints", "cli", "crosscheck", "data", "demo", "engine", "finite",
-    "gallery", "imagefiles", "imagelist", "layers", "models", "pngs", "prefetch", "preprocess", "progress",
-    "sharded", "store", "targets", "train", "viz", "workdir",
+PUBLIC_PATHS = (
+    "canonize", "checkpoints", "composites", "imagefiles", "preprocess", "rules", "stabilizers", "train", "viz",
 )
-"""Public submodules imported on first use (``lrpjax.checkpoints.load`` works after ``import lrpjax``; data,
-training and the analyses pull in orbax, optax and tensorflow-datasets, which a plain ``explain`` does not need)."""
+"""Modules the README names by a short path: ``lrpjax/<name>.py`` makes ``lrpjax.<name>`` the module itself
+(``lrpjax.checkpoints`` is ``lrpjax.io.checkpoints``), so ``from lrpjax.rules import Epsilon`` and
+``import lrpjax.checkpoints`` keep working wherever the module lives."""
+
+_SUBMODULES = ("core", "io", "jobs", "analysis", "data", *PUBLIC_PATHS)
+"""Imported on first use: ``lrpjax.checkpoints.load`` works after ``import lrpjax``, while data, training and the
+analyses pull in orbax, optax and tensorflow-datasets, which a plain ``explain`` does not need."""
 
 
 def __getattr__(name: str):  # PEP 562: lazy submodules

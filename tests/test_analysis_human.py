@@ -6,8 +6,8 @@ import pytest
 from conftest import random_vgg
 
 from lrpjax.analysis import human
-from lrpjax.canonize import merge_batch_norm
-from lrpjax.engine import forward
+from lrpjax.core.canonize import merge_batch_norm
+from lrpjax.core.engine import forward
 
 
 def tiny_vgg(seed=0):

@@ -8,8 +8,8 @@ import pytest
 import scipy.sparse
 import scipy.sparse.linalg
 
-from lrpjax import preprocess
 from lrpjax.analysis import imputation, masking
+from lrpjax.io import preprocess
 
 H, W, C = 12, 10, 3
 OFFSETS = [(di, dj, 1 / 6 if di == 0 or dj == 0 else 1 / 12) for di in (-1, 0, 1) for dj in (-1, 0, 1)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import lrpjax
-from lrpjax import attribution
-from lrpjax._zennit import import_zennit
+from lrpjax.core import attribution
+from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.convert import torchvision_to_variables
 
 try:  # pytest's default "prepend" import mode puts tests/ on sys.path

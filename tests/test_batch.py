@@ -1,4 +1,4 @@
-"""lrpjax explain / lrpjax.batch: the HDF5 store, skipped images, resuming, devices and processes.
+"""lrpjax explain / lrpjax.jobs.explain: the HDF5 store, skipped images, resuming, devices and processes.
 
 One tiny VGG-16 (1/16 width, 32x32, two classes) and eleven images (ten readable, one not) in chunks of four:
 the last chunk is short, so every run pads a batch. The reference store is an uninterrupted single-process,
@@ -19,10 +19,11 @@ from conftest import random_variables
 from PIL import Image
 
 import lrpjax
-from lrpjax import batch, checkpoints
-from lrpjax.preprocess import TORCHVISION
-from lrpjax.progress import Progress
-from lrpjax.store import STORE_FILE, merge_parts
+from lrpjax.io import checkpoints
+from lrpjax.io.preprocess import TORCHVISION
+from lrpjax.jobs import explain as batch
+from lrpjax.jobs.progress import Progress
+from lrpjax.jobs.store import STORE_FILE, merge_parts
 
 COMPOSITES = ["epsilon", "epsilon_gamma_box"]
 RUN = {"composite_names": COMPOSITES, "batch_size": 1, "chunk_size": 4, "dtype": "float32", "workers": 2}
@@ -86,7 +87,7 @@ def _assert_same_store(got, want, *, float_rtol=0.0):
 
 
 def _cli(setup, out, *extra, env=None):
-    command = [sys.executable, "-m", "lrpjax.cli", "explain", str(setup["checkpoint"]), "--images",
+    command = [sys.executable, "-m", "lrpjax", "explain", str(setup["checkpoint"]), "--images",
                str(setup["images"]), "--out", str(out), *CLI, *extra]
     return subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -94,7 +95,7 @@ def _cli(setup, out, *extra, env=None):
 
 KILLED_RUN = """
 import os, signal, sys
-from lrpjax import batch
+from lrpjax.jobs import explain as batch
 
 def die(marked):  # after this many chunks are marked done, write one more batch and die with it unmarked
     if marked >= int(sys.argv[4]):

@@ -3,9 +3,9 @@
 import pytest
 
 import lrpjax
-from lrpjax import composites
-from lrpjax import rules as R
-from lrpjax.stabilizers import Stabilizer
+from lrpjax.core import composites
+from lrpjax.core import rules as R
+from lrpjax.core.stabilizers import Stabilizer
 
 VGG16 = lrpjax.vgg16(num_classes=10).layers
 
@@ -90,7 +90,7 @@ def test_composites_are_hashable_cache_keys():
 
 
 def test_get_fills_zb_bounds_from_a_checkpoints_preprocessing():
-    from lrpjax.preprocess import VGGFACE, zbox_bounds
+    from lrpjax.io.preprocess import VGGFACE, zbox_bounds
 
     metadata = {"preprocessing": dict(VGGFACE), "num_classes": 2}
     low, high = zbox_bounds(metadata)

@@ -20,8 +20,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lrpjax import checkpoints
-from lrpjax.preprocess import (
+from lrpjax.io import checkpoints
+from lrpjax.io.preprocess import (
     TORCHVISION,
     VGGFACE,
     load_image,
@@ -384,7 +384,7 @@ def test_load_reports_missing_and_corrupt_checkpoints(tmp_path, small_pth):
     truncated = damaged("one_truncated", truncate_largest)
     (tmp_path / "images").mkdir()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "images" / "one.png")
-    result = subprocess.run([sys.executable, "-m", "lrpjax.cli", "explain", truncated, "--images",
+    result = subprocess.run([sys.executable, "-m", "lrpjax", "explain", truncated, "--images",
                              str(tmp_path / "images"),
                              "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=300,
                             check=False)
@@ -401,7 +401,7 @@ def test_load_reports_missing_and_corrupt_checkpoints(tmp_path, small_pth):
 
 
 def test_lrpjax_does_not_import_torch():
-    code = ("import sys, lrpjax, lrpjax.checkpoints, lrpjax.preprocess; "
+    code = ("import sys, lrpjax, lrpjax.io.checkpoints, lrpjax.io.preprocess; "
             "assert 'torch' not in sys.modules, 'lrpjax imported torch'")
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False

@@ -1,4 +1,4 @@
-"""``lrpjax.crosscheck``: lrpjax against Zennit on a user's weights and image folder (small models, 64x64)."""
+"""``lrpjax.jobs.crosscheck``: lrpjax against Zennit on a user's weights and image folder (small models, 64x64)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lrpjax import crosscheck as cc
+from lrpjax.jobs import crosscheck as cc
 from weights_conversion.convert import convert_file, torchvision_to_variables
 from weights_conversion.torch_model import state_dict_from_variables
 

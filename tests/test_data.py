@@ -14,7 +14,7 @@ from PIL import Image
 
 from lrpjax import data
 from lrpjax.data import pipeline, sources, tasks
-from lrpjax.preprocess import preprocess
+from lrpjax.io.preprocess import preprocess
 
 FACES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 needs_faces = pytest.mark.skipif(not (FACES / "london").is_dir(), reason="the shared face sets are not beside the repo")

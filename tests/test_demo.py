@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from lrpjax.cli import main
+from lrpjax.jobs.cli import main
 
 FACES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 

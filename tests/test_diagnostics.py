@@ -8,7 +8,7 @@ import pytest
 from conftest import normalized_images, random_variables
 
 import lrpjax
-from lrpjax import composites
+from lrpjax.core import composites
 
 LRP0 = composites.get("epsilon", epsilon=0.0, stabilizer=0.0)  # division by zero gives zero
 

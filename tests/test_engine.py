@@ -7,7 +7,7 @@ import pytest
 from conftest import IMAGENET_HIGH, IMAGENET_LOW, normalized_images, random_variables, random_vgg, relative_error
 
 import lrpjax
-from lrpjax import composites, engine
+from lrpjax.core import composites, engine
 
 PRESETS_WITH_BOUNDS = {"epsilon_gamma_box": {"low": IMAGENET_LOW, "high": IMAGENET_HIGH}}
 CONSERVING = ["epsilon", "epsilon_plus", "epsilon_alpha2_beta1", "epsilon_gamma_box", "epsilon_plus_flat"]

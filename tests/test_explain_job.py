@@ -16,9 +16,11 @@ from conftest import random_variables
 from PIL import Image
 
 import lrpjax
-from lrpjax import batch, checkpoints, cli
-from lrpjax.preprocess import TORCHVISION
-from lrpjax.store import STORE_FILE
+from lrpjax.io import checkpoints
+from lrpjax.io.preprocess import TORCHVISION
+from lrpjax.jobs import cli
+from lrpjax.jobs import explain as batch
+from lrpjax.jobs.store import STORE_FILE
 
 RUN = {"composite_names": ["epsilon"], "batch_size": 2, "chunk_size": 2, "dtype": "float32", "workers": 1}
 
@@ -103,7 +105,7 @@ def _read_only(folder):
 
 WAITING_RUN = """
 import os, sys, time
-from lrpjax import batch
+from lrpjax.jobs import explain as batch
 
 def wait(marked):  # hold the run (and its lock) after the first batch until the test says go on
     open(sys.argv[4] + ".started", "w").close()
@@ -143,7 +145,7 @@ def test_a_second_explain_on_the_same_out_exits_2_and_leaves_the_first_intact(se
 def test_a_second_train_on_the_same_workdir_exits_2_before_touching_it(tmp_path, capsys):
     workdir = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from lrpjax.workdir import exclusive\n"
+        [sys.executable, "-c", "import sys; from lrpjax.jobs.workdir import exclusive\n"
          "with exclusive(sys.argv[1], command='train'):\n    print('held', flush=True); sys.stdin.read()",
          str(workdir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

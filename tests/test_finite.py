@@ -9,7 +9,7 @@ import pytest
 from conftest import random_variables
 
 import lrpjax
-from lrpjax import checkpoints
+from lrpjax.io import checkpoints
 
 MODEL = lrpjax.vgg16(num_classes=3, width=1 / 16, pool_to=None, input_size=32)
 

@@ -1,4 +1,4 @@
-"""lrpjax.gallery: the HTML page of an explain run, its images, and the viz helpers it uses."""
+"""lrpjax.jobs.gallery: the HTML page of an explain run, its images, and the viz helpers it uses."""
 
 import os
 from html.parser import HTMLParser
@@ -10,10 +10,11 @@ from conftest import random_variables
 from PIL import Image
 
 import lrpjax
-from lrpjax import checkpoints, gallery, viz
-from lrpjax.cli import main
-from lrpjax.preprocess import TORCHVISION
-from lrpjax.store import STORE_FILE
+from lrpjax.io import checkpoints, viz
+from lrpjax.io.preprocess import TORCHVISION
+from lrpjax.jobs import gallery
+from lrpjax.jobs.cli import main
+from lrpjax.jobs.store import STORE_FILE
 
 VOID = {"meta", "img", "br", "link", "input", "hr"}
 

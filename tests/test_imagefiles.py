@@ -11,7 +11,7 @@ from PIL import Image
 
 import lrpjax
 from lrpjax.data import pipeline
-from lrpjax.preprocess import load_image
+from lrpjax.io.preprocess import load_image
 
 
 def _png16(values: np.ndarray) -> bytes:
@@ -58,7 +58,7 @@ def test_only_imagefiles_decodes_and_lists_image_files():
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file names are bytes")
 def test_a_file_name_that_is_not_utf8_is_skipped_with_its_reason(tmp_path):
-    from lrpjax.imagefiles import list_image_files
+    from lrpjax.io.imagefiles import list_image_files
 
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "ok.png")
     bad = os.path.join(os.fsencode(tmp_path), b"caf\xe9.png")

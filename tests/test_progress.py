@@ -4,7 +4,7 @@ import io
 import re
 import sys
 
-from lrpjax.progress import LogStream, Progress, stream_for, to_stderr, track
+from lrpjax.jobs.progress import LogStream, Progress, stream_for, to_stderr, track
 
 LINE = re.compile(r"^grid (\d)/3 models  \d+\.\d models/s  ETA (\d\d:\d\d:\d\d|--:--:--)  (\w)$")
 

@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 import torch
 
-from lrpjax._zennit import import_zennit
 from lrpjax.analysis import imputation, masking
+from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.convert import torchvision_to_variables
 
 try:  # pytest's default "prepend" import mode puts tests/ on sys.path

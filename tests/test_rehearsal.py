@@ -22,8 +22,8 @@ from experiments.grid import load_config as load_grid_config
 from experiments.grid import run_grid
 from experiments.study import load_config as load_study_config
 from experiments.study import run_study
-from lrpjax import checkpoints
 from lrpjax.data import celeb_a
+from lrpjax.io import checkpoints
 from weights_conversion import cli as conversion
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

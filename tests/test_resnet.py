@@ -31,10 +31,10 @@ import pytest
 import torch
 
 import lrpjax
-from lrpjax import composites, engine
-from lrpjax._zennit import import_zennit
-from lrpjax.models.graph import node_inputs
-from lrpjax.preprocess import VGGFACE2
+from lrpjax.core import composites, engine
+from lrpjax.core.models.graph import node_inputs
+from lrpjax.io.preprocess import VGGFACE2
+from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.resnet import resnet_to_variables
 
 try:  # pytest's default "prepend" import mode puts tests/ on sys.path

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import lrpjax
-from lrpjax import checkpoints
+from lrpjax.io import checkpoints
 from weights_conversion.convert import convert_file
 from weights_conversion.resnet import read_numpy_pickle, resnet_entries, resnet_to_variables
 

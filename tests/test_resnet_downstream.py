@@ -20,11 +20,13 @@ import torch
 from PIL import Image
 
 import lrpjax
-from lrpjax import batch, checkpoints, cli, train
-from lrpjax import crosscheck as cc
 from lrpjax.analysis import human, randomization
-from lrpjax.preprocess import TORCHVISION, load_image, preprocess
-from lrpjax.store import STORE_FILE
+from lrpjax.io import checkpoints
+from lrpjax.io.preprocess import TORCHVISION, load_image, preprocess
+from lrpjax.jobs import cli, train
+from lrpjax.jobs import crosscheck as cc
+from lrpjax.jobs import explain as batch
+from lrpjax.jobs.store import STORE_FILE
 from weights_conversion.resnet import resnet_to_variables
 from weights_conversion.torch_resnet import torch_resnet_for
 
@@ -38,7 +40,7 @@ PREPROCESSING = {**TORCHVISION, "name": "tiny32", "resize": 36, "crop": SIZE}
 COMPOSITES = ["epsilon_gamma_box"]  # one backward pass to compile: each ResNet compilation takes seconds
 
 
-def tiny_resnet(seed: int = 0) -> tuple[lrpjax.models.ResNet, dict]:
+def tiny_resnet(seed: int = 0) -> tuple[lrpjax.core.models.ResNet, dict]:
     """ResNet-18 at 1/16 width for 32x32 images, He-normal convs, batch norms far from the identity, fc bias."""
     model = lrpjax.resnet18(num_classes=2, width=1 / 16, input_size=SIZE)
     rng = np.random.default_rng(seed)
@@ -177,7 +179,7 @@ def test_grid_trains_a_resnet_from_its_model_field_and_a_resumed_run_ends_equal(
     assert again["trained"] and again["rows"] == whole["rows"]
     a = checkpoints.load(tmp_path / "whole" / "runs" / "scratch" / "gender" / "seed0" / "model")
     b = checkpoints.load(tmp_path / "cut" / "runs" / "scratch" / "gender" / "seed0" / "model")
-    assert isinstance(b[0], lrpjax.models.ResNet) and b[0].depth == 18
+    assert isinstance(b[0], lrpjax.core.models.ResNet) and b[0].depth == 18
     for x, y in zip(jax.tree.leaves(a[1]), jax.tree.leaves(b[1])):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     base = checkpoints.load(tmp_path / "cut" / "bases" / "scratch" / "model")[1]

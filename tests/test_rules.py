@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrpjax import layers as L
-from lrpjax import rules as R
-from lrpjax.stabilizers import Stabilizer
+from lrpjax.core import layers as L
+from lrpjax.core import rules as R
+from lrpjax.core.stabilizers import Stabilizer
 
 jax.config.update("jax_enable_x64", True)
 

@@ -130,7 +130,7 @@ def test_study_end_to_end_then_a_rerun_loads_every_stage(tmp_path, capsys):
 
 
 def test_contrast_relevance_explains_the_prediction_against_the_others(tmp_path):
-    np.testing.assert_allclose(lrpjax.targets.contrast_relevance(np.array([[2.0, -1.0, 0.5], [0.0, 3.0, 1.0]])),
+    np.testing.assert_allclose(lrpjax.core.targets.contrast_relevance(np.array([[2.0, -1.0, 0.5], [0.0, 3.0, 1.0]])),
                                [[2.0, 0.5, -0.25], [0.0, 3.0, -0.5]])
     make_grid(tmp_path)
     model = grid_models.discover(str(tmp_path))[0]

@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lrpjax import checkpoints, data, train
+from lrpjax import data
+from lrpjax.io import checkpoints
+from lrpjax.jobs import train
 
 SPEC = {"name": "t32", "pixel_range": [0, 1], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
         "resize": 36, "crop": 32}
@@ -151,7 +153,7 @@ def test_finetuning_a_checkpoint_exports_model_and_metadata(tmp_path):
 
 
 def test_train_command_trains_tests_and_exports(tmp_path, capsys):
-    from lrpjax.cli import main
+    from lrpjax.jobs.cli import main
 
     workdir = tmp_path / "run"
     argv = ["train", str(workdir), "--train", "lfw_subset:train", "--test", "lfw_subset:test", "--data-dir",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lrpjax import viz
+from lrpjax.io import viz
 
 
 def test_coldnhot_runs_cyan_blue_black_red_yellow_white():

@@ -29,11 +29,11 @@ import torch
 from torch import nn
 
 import lrpjax
-from lrpjax import checkpoints
-from lrpjax import rules as R
-from lrpjax._zennit import import_zennit
-from lrpjax.composites import Composite
-from lrpjax.preprocess import VGGFACE
+from lrpjax.core import rules as R
+from lrpjax.core.composites import Composite
+from lrpjax.io import checkpoints
+from lrpjax.io.preprocess import VGGFACE
+from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.convert import convert_file, torchvision_to_variables, vggface_to_variables
 
 try:  # pytest's default "prepend" import mode puts tests/ on sys.path

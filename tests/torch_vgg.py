@@ -19,7 +19,7 @@ HIDDEN = 4096
 
 
 def scaled(channels: int, width: float) -> int:
-    """Channels of a width-scaled layer, rounded as ``lrpjax.models.VGG`` does."""
+    """Channels of a width-scaled layer, rounded as ``lrpjax.core.models.VGG`` does."""
     return max(1, round(channels * width))
 
 

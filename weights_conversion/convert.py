@@ -31,10 +31,10 @@ import pickle
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from lrpjax import checkpoints
-from lrpjax.models import VGG
-from lrpjax.models.vgg import BLOCK_CHANNELS, BLOCKS, HIDDEN
-from lrpjax.preprocess import preset
+from lrpjax.core.models import VGG
+from lrpjax.core.models.vgg import BLOCK_CHANNELS, BLOCKS, HIDDEN
+from lrpjax.io import checkpoints
+from lrpjax.io.preprocess import preset
 from weights_conversion.resnet import RESNET_ARCHITECTURES, read_numpy_pickle, resnet_to_variables
 from weights_conversion.state_dicts import Entry, _check_keys, _shape_of, mismatches, variables_from
 
@@ -343,7 +343,7 @@ def convert_file(
 ) -> tuple[VGG, dict[str, Any]]:
     """Convert the torch file ``source`` to an ``lrpjax`` checkpoint ``dest``; returns ``(model, metadata)``.
 
-    ``dest`` is written atomically by :func:`lrpjax.checkpoints.save`: after any error it is left as it
+    ``dest`` is written atomically by :func:`lrpjax.io.checkpoints.save`: after any error it is left as it
     was (absent, or the previous checkpoint). Errors about the file's contents name ``source``.
     """
     if fmt not in FORMATS:

@@ -23,8 +23,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from lrpjax.models import ResNet
-from lrpjax.models.resnet import BLOCKS, BOTTLENECK_DEPTHS
+from lrpjax.core.models import ResNet
+from lrpjax.core.models.resnet import BLOCKS, BOTTLENECK_DEPTHS
 from weights_conversion.state_dicts import Entry, _check_keys, _shape_of, mismatches, variables_from
 
 RESNET_ARCHITECTURES = {f"resnet{depth}": depth for depth in BLOCKS}

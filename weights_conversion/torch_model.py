@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lrpjax.models.vgg import VGG
+from lrpjax.core.models.vgg import VGG
 from weights_conversion.convert import Entry, layout, torchvision_names, vggface_names
 
 

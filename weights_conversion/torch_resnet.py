@@ -9,7 +9,7 @@ file loads into it unchanged.
 
 Zennit's ``ResNetCanonizer`` finds blocks with ``isinstance(module, torchvision.models.resnet.Bottleneck)``
 (resp. ``BasicBlock``), so the block classes here derive from whatever that module holds after
-:func:`lrpjax._zennit.import_zennit` (the placeholder classes where torchvision is absent). Modules are
+:func:`lrpjax.jobs._zennit.import_zennit` (the placeholder classes where torchvision is absent). Modules are
 registered in forward order (conv before its batch norm), as Zennit's ``SequentialMergeBatchNorm`` needs.
 Importing this module imports torch and Zennit; nothing in ``import lrpjax`` imports it.
 """
@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrpjax._zennit import import_zennit
-from lrpjax.models import ResNet
-from lrpjax.models.resnet import BLOCKS, BOTTLENECK_DEPTHS, STAGE_CHANNELS
+from lrpjax.core.models import ResNet
+from lrpjax.core.models.resnet import BLOCKS, BOTTLENECK_DEPTHS, STAGE_CHANNELS
+from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.resnet import resnet_entries
 from weights_conversion.torch_model import state_dict_of
 
@@ -35,7 +35,7 @@ _TORCHVISION_RESNET = sys.modules["torchvision.models.resnet"]
 
 
 def scaled(channels: int, width: float) -> int:
-    """Channels of a width-scaled layer, rounded as ``lrpjax.models.ResNet`` does."""
+    """Channels of a width-scaled layer, rounded as ``lrpjax.core.models.ResNet`` does."""
     return max(1, round(channels * width))
 
 

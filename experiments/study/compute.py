@@ -21,9 +21,11 @@ import numpy as np
 
 from experiments.study import models as grid_models
 from experiments.study.images import ImageSet
-from lrpjax import analysis, attribution, engine, preprocess
+from lrpjax import analysis
 from lrpjax.analysis import randomization
-from lrpjax.targets import MODES
+from lrpjax.core import attribution, engine
+from lrpjax.core.targets import MODES
+from lrpjax.io import preprocess
 
 METRICS = ("accuracy", "logit", "probability")
 MODEL_CONTROLS = ("randomised model", "gradient × input", "SmoothGrad", "Integrated Gradients")
@@ -48,7 +50,7 @@ def explain_model(model: grid_models.GridModel, image_set: ImageSet, composite_n
                   batch_size: int, target: str = "predicted") -> dict[str, np.ndarray]:
     """``{"heat": float32 [C, N, H, W], "logits": [N, K]}``: each composite's relevance summed over channels, of
     the predicted logit (``target="predicted"``) or of the predicted class against the others
-    (``"contrast"``, :func:`lrpjax.targets.contrast_relevance`), both computed inside the compiled pass."""
+    (``"contrast"``, :func:`lrpjax.core.targets.contrast_relevance`), both computed inside the compiled pass."""
     if target not in TARGETS:
         raise ValueError(f"relevance target={target!r} is unknown; choose one of {TARGETS}")
     net, variables, _ = grid_models.load(model.path)
@@ -67,7 +69,7 @@ def explain_model(model: grid_models.GridModel, image_set: ImageSet, composite_n
 
 def masking_options(model: grid_models.GridModel, masking: Mapping[str, Any]) -> dict[str, Any]:
     """The masking options for ``model``: ``noise_std_pixels`` (a std in [0, 1] pixel units, e.g. ROAD's 0.01)
-    becomes ``noise_std`` in the model's input units (:func:`lrpjax.preprocess.pixel_std_to_input`)."""
+    becomes ``noise_std`` in the model's input units (:func:`lrpjax.io.preprocess.pixel_std_to_input`)."""
     options = dict(masking)
     pixels = options.pop("noise_std_pixels", None)
     if pixels is not None:
@@ -91,7 +93,7 @@ def control_maps(model: grid_models.GridModel, image_set: ImageSet, composite: s
     """The model-based controls of :data:`MODEL_CONTROLS`, ``[N, H, W]`` each, for the class each model
     predicted (``predictions``): ``composite``'s LRP maps of a copy of the model with every layer re-initialised
     (cascading from fc8 to conv1_1), and gradient x input, SmoothGrad and Integrated Gradients of the model
-    (:mod:`lrpjax.attribution`; Zennit's defaults unless ``options`` say otherwise: ``smoothgrad_samples`` 20,
+    (:mod:`lrpjax.core.attribution`; Zennit's defaults unless ``options`` say otherwise: ``smoothgrad_samples`` 20,
     ``smoothgrad_noise`` 0.1 of the input range, ``ig_steps`` 20, zero baseline)."""
     net, variables, _ = grid_models.load(model.path)
     seed = int(options.get("seed", 0))

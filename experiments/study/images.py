@@ -29,7 +29,7 @@ import numpy as np
 
 from lrpjax import analysis, data
 from lrpjax.data.pipeline import crop_image
-from lrpjax.imagefiles import IMAGE_EXTENSIONS, decode_image, list_image_files
+from lrpjax.io.imagefiles import IMAGE_EXTENSIONS, decode_image, list_image_files
 
 
 class ImageSet(NamedTuple):

@@ -1,7 +1,7 @@
 """The models of a finished grid: found on disk, named ``BASE/TASK/sN``, loaded on demand.
 
 A grid's work directory (see :mod:`experiments.grid`) holds ``runs/BASE/TASK/seedN/model/``, each an
-:mod:`lrpjax.checkpoints` checkpoint whose metadata carries ``task``, ``seed``, ``class_names`` and
+:mod:`lrpjax.io.checkpoints` checkpoint whose metadata carries ``task``, ``seed``, ``class_names`` and
 ``preprocessing``; the base (the pretraining) is the metadata's ``base`` if present, else the folder name.
 """
 
@@ -16,9 +16,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from lrpjax import checkpoints
-from lrpjax.batch import build_composites
 from lrpjax.data.pipeline import normalize
+from lrpjax.io import checkpoints
+from lrpjax.jobs.explain import build_composites
 
 
 class GridModel(NamedTuple):
@@ -95,7 +95,7 @@ def logits_fn(path: str) -> Callable[[jax.Array], jax.Array]:
 
 
 def composites_for(model: GridModel, names: Sequence[str]) -> list[Any]:
-    """The named composites, zB bounds from the model's preprocessing (:func:`lrpjax.preprocess.zbox_bounds`)."""
+    """The named composites, zB bounds from the model's preprocessing (:func:`lrpjax.io.preprocess.zbox_bounds`)."""
     return build_composites(list(names), model.metadata)
 
 

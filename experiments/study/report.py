@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lrpjax import analysis, viz
+from lrpjax import analysis
 from lrpjax.analysis import figures
+from lrpjax.io import viz
 
 ORDERS = ("morf", "lerf", "random")
 

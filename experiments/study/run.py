@@ -33,8 +33,9 @@ from experiments.study import models as grid_models
 from experiments.study.cache import StageResult, Stages, fingerprint, package_hash, source_hash
 from experiments.study.config import check_config
 from experiments.study.images import ImageSet, build_image_set
-from lrpjax import analysis, checkpoints, data
-from lrpjax.progress import to_stderr, track
+from lrpjax import analysis, data
+from lrpjax.io import checkpoints
+from lrpjax.jobs.progress import to_stderr, track
 
 Log = Callable[[str], None]
 LRPJAX_CODE = package_hash(lrpjax)  # rules, composites, engine, analyses: a change recomputes the stages
@@ -58,7 +59,7 @@ class Context:
         return grid_models.select(self.models, self.config["image_sets"][set_name].get("models", "all"))
 
     def track(self, members: Sequence[grid_models.GridModel], label: str) -> Iterator[grid_models.GridModel]:
-        """``members`` one by one, with the jobs' progress line (:func:`lrpjax.progress.track`)."""
+        """``members`` one by one, with the jobs' progress line (:func:`lrpjax.jobs.progress.track`)."""
         return track(members, len(members), log=self.log, label=f"  {label}", unit="models",
                      note=lambda m: m.name)
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from lrpjax.analysis import stats
 from lrpjax.analysis.masking import mask_images
-from lrpjax.models import VGG, ResNet
+from lrpjax.core.models import VGG, ResNet
 
 RDM_METRICS = ("correlation", "euclidean")
 PENULTIMATE = "penultimate"

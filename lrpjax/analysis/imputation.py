@@ -22,7 +22,7 @@ normalised by the data-set mean, 0 is the mean colour.
 
 Reference: Rong, Leemann, Borisov, Kasneci, Kasneci 2022, *A Consistent and Efficient Evaluation Strategy for
 Attribution Methods* (ROAD), ICML, https://arxiv.org/abs/2202.00449; the reference noise is 0.01 in [0, 1]
-pixel units (:func:`lrpjax.preprocess.pixel_std_to_input` maps it to input units).
+pixel units (:func:`lrpjax.io.preprocess.pixel_std_to_input` maps it to input units).
 """
 
 from __future__ import annotations

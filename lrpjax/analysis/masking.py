@@ -198,7 +198,7 @@ def _fills(images, fill, *, mean, blur_sigma, noise_std, seed) -> tuple[Array, b
     if fill == "road":
         if noise_std is None:
             raise ValueError("fill='road' needs noise_std (input units; ROAD's 0.01 pixel std is "
-                             "lrpjax.preprocess.pixel_std_to_input(0.01, metadata)); pass 0 for none")
+                             "lrpjax.io.preprocess.pixel_std_to_input(0.01, metadata)); pass 0 for none")
         return road_noise(images, noise_std, seed), True
     std = noise_scale(1.0 if noise_std is None else noise_std, channels, images.dtype)
     noise = jax.random.normal(jax.random.fold_in(jax.random.key(seed), 1), images.shape, images.dtype)

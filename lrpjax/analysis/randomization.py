@@ -4,7 +4,7 @@ Adebayo et al.'s sanity check: if the maps of a model barely change when its par
 ones, they do not explain what the model learnt. The parametric layers are randomised cumulatively from the
 output down (``fc8``, then ``fc7``, ..., ``conv1_1``): at step :math:`k` the top :math:`k` layers hold fresh
 draws of the model's own initialisers (He normal over the fan-out for convs, :math:`\mathcal{N}(0, 0.01^2)` for
-dense kernels, zero biases; :func:`lrpjax.models.graph.kernel_initializer`), each layer's draw fixed by the key
+dense kernels, zero biases; :func:`lrpjax.core.models.graph.kernel_initializer`), each layer's draw fixed by the key
 and its position, so step :math:`k + 1` adds one layer to step :math:`k`. A batch norm after a randomised conv
 is reset to its initial state too (scale 1, shift 0, running mean 0, variance 1: the identity in inference
 mode, as in a freshly initialised network): the trained statistics describe activations of the trained conv,
@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrpjax.analysis import similarity
-from lrpjax.models.graph import kernel_initializer, node_inputs
-from lrpjax.models.vgg import VGG
+from lrpjax.core.models.graph import kernel_initializer, node_inputs
+from lrpjax.core.models.vgg import VGG
 
 ExplainFn = Callable[[VGG, Any, Any, Any], Any]
 

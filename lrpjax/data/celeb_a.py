@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.datasets.celeb_a import celeb_a_dataset_builder as tfds_celeb_a
 
-from lrpjax.checkpoints import sha256_file
 from lrpjax.data.sources import Split, require_array_record
+from lrpjax.io.checkpoints import sha256_file
 
 CELEB_A_FILES = {"img_align_celeba": "img_align_celeba.zip", "list_eval_partition": "list_eval_partition.txt",
                  "list_attr_celeba": "list_attr_celeba.txt", "landmarks_celeba": "list_landmarks_align_celeba.txt",

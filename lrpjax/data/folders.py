@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lrpjax.imagefiles import IMAGE_EXTENSIONS, verify_image_file
+from lrpjax.io.imagefiles import IMAGE_EXTENSIONS, verify_image_file
 
 LAYOUTS = ("person_folders", "flat")
 SPLIT_BY = ("person", "image", "condition")

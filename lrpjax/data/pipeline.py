@@ -11,10 +11,10 @@ One straight chain per purpose:
 - :func:`eval_batches`: the split in order, the last batch padded and masked, so every image counts once.
 - :func:`prefetch_to_device`: CPU work in a background thread, batches put on the device ahead of use.
 
-Preprocessing follows a checkpoint's metadata (:mod:`lrpjax.preprocess`): shorter side resized to
+Preprocessing follows a checkpoint's metadata (:mod:`lrpjax.io.preprocess`): shorter side resized to
 ``resize`` (PIL bilinear, as torchvision), a ``crop`` square (centred for evaluation, random for
 training), pixels scaled to ``pixel_range`` and normalised by ``mean``/``std``; evaluation images equal
-:func:`lrpjax.preprocess.preprocess`'s. Decoding runs in a thread pool (PIL releases the GIL). An image
+:func:`lrpjax.io.preprocess.preprocess`'s. Decoding runs in a thread pool (PIL releases the GIL). An image
 that cannot be decoded is skipped with a warning and counted in the batches' ``skipped``; the run goes on.
 """
 
@@ -30,9 +30,9 @@ import jax
 import numpy as np
 
 from lrpjax.data.sources import Split
-from lrpjax.imagefiles import decode_image
-from lrpjax.prefetch import prefetch
-from lrpjax.preprocess import center_offsets, normalize, resize_shorter, validate_preprocessing
+from lrpjax.io.imagefiles import decode_image
+from lrpjax.io.prefetch import prefetch
+from lrpjax.io.preprocess import center_offsets, normalize, resize_shorter, validate_preprocessing
 
 
 class Batch(NamedTuple):

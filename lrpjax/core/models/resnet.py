@@ -17,7 +17,7 @@ Two layouts:
     (cydonia999/VGGFace2-pytorch, ``models/resnet.py``) has it: the stride on a bottleneck's first 1x1
     conv, a 3x3/2 stem pool without padding in ceil mode, and a 7x7 average pool, so exactly 224x224
     images (where layer4 is 7x7 and that pool is the global one). Its images are BGR, 0–255, minus the
-    mean (91.4953, 103.8827, 131.0912), no std (:data:`lrpjax.preprocess.VGGFACE2`).
+    mean (91.4953, 103.8827, 131.0912), no std (:data:`lrpjax.io.preprocess.VGGFACE2`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lrpjax.models.graph import InputSpec, LayerSpec, check_graph, flax_node, walk
+from lrpjax.core.models.graph import InputSpec, LayerSpec, check_graph, flax_node, walk
 
 BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 BOTTLENECK_DEPTHS = (50, 101, 152)

@@ -9,7 +9,7 @@ Two tasks, both real photographs:
   and smiling photos of four fifths of its 102 people; tested on the other fifth and, separately, on the
   Canada set: 40 other people, another camera).
 
-The model is a CPU-scale VGG-16 (1/8 width, batch norm), trained from scratch with :func:`lrpjax.train.fit`
+The model is a CPU-scale VGG-16 (1/8 width, batch norm), trained from scratch with :func:`lrpjax.jobs.train.fit`
 (random crops, flips, colour jitter); the explanations use several composites, batch norm merged into the
 convs, and explain the predicted class against the other.
 """
@@ -29,12 +29,13 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
-from lrpjax import composites, engine, viz
+from lrpjax.core import composites, engine
 from lrpjax.data.pipeline import crop_image, normalize
 from lrpjax.data.shipped import lfw_subset_splits
 from lrpjax.data.sources import Split, array_split
-from lrpjax.preprocess import TORCHVISION, load_image
-from lrpjax.train import TrainConfig, evaluate, fit
+from lrpjax.io import viz
+from lrpjax.io.preprocess import TORCHVISION, load_image
+from lrpjax.jobs.train import TrainConfig, evaluate, fit
 
 GENDERS = ("female", "male")
 DEMO_COMPOSITES = ("epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1", "tutorial")

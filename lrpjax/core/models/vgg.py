@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from lrpjax.models.graph import LINEAR_KINDS, InputSpec, LayerSpec, apply_parameter_free, flax_node, walk
+from lrpjax.core.models.graph import LINEAR_KINDS, InputSpec, LayerSpec, apply_parameter_free, flax_node, walk
 
 __all__ = ["BLOCKS", "BLOCK_CHANNELS", "HIDDEN", "LINEAR_KINDS", "LayerSpec", "VGG", "apply_parameter_free",
            "vgg11", "vgg13", "vgg16", "vgg19", "vgg_layers"]

@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrpjax.engine import _start_relevance, check_images
-from lrpjax.models.vgg import VGG
+from lrpjax.core.engine import _start_relevance, check_images
+from lrpjax.core.models.vgg import VGG
 
 Array = jax.Array
 Targets = Array | Sequence[int] | np.ndarray

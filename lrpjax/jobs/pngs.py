@@ -9,9 +9,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lrpjax import viz
-from lrpjax.preprocess import validate_preprocessing
-from lrpjax.store import attribute, done_rows
+from lrpjax.io import viz
+from lrpjax.io.preprocess import validate_preprocessing
+from lrpjax.jobs.store import attribute, done_rows
 
 
 def write_pngs(store: h5py.File, start: int, pixels: np.ndarray, relevance: Sequence[np.ndarray],

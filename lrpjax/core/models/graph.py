@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrpjax import layers as L
+from lrpjax.core import layers as L
 
 INPUT = "input"
 """The name by which nodes read the image."""

@@ -8,8 +8,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lrpjax.canonize import merged_graph
-from lrpjax.models.graph import consumers, node_inputs
+from lrpjax.core.canonize import merged_graph
+from lrpjax.core.models.graph import consumers, node_inputs
 
 
 class Conservation(NamedTuple):

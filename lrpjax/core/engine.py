@@ -20,12 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrpjax import layers as L
-from lrpjax import targets as targets_lib
-from lrpjax.canonize import merge_batch_norm, merged_graph
-from lrpjax.composites import Composite
-from lrpjax.finite import require_finite_rows
-from lrpjax.models.graph import (
+from lrpjax.core import layers as L
+from lrpjax.core import targets as targets_lib
+from lrpjax.core.canonize import merge_batch_norm, merged_graph
+from lrpjax.core.composites import Composite
+from lrpjax.core.finite import require_finite_rows
+from lrpjax.core.models.graph import (
     INPUT,
     LINEAR_KINDS,
     LayerSpec,
@@ -34,7 +34,7 @@ from lrpjax.models.graph import (
     consumers,
     node_inputs,
 )
-from lrpjax.rules import Gradient, Layer, Pass, Rule
+from lrpjax.core.rules import Gradient, Layer, Pass, Rule
 
 Array = jax.Array
 Model = Any
@@ -163,7 +163,7 @@ def _compiled(chain: tuple[LayerSpec, ...], composites: tuple[Composite, ...], m
               keep_layers: bool):
     """One jitted function per (graph, composites, target mode, flags); jax caches per shape/dtype inside.
     The forward pass and the backward pass are each vmapped over the batch; between them the target mode
-    turns the batch's logits into the output relevance (:func:`lrpjax.targets.start`)."""
+    turns the batch's logits into the output relevance (:func:`lrpjax.core.targets.start`)."""
     rules_per_composite = [c.resolve(merged_graph(chain)) for c in composites]
 
     def batched(variables, images, given):
@@ -218,7 +218,7 @@ def explain(
     """Layer-wise relevance of ``images`` for ``targets`` under ``composite``.
 
     Args:
-      model: a :class:`~lrpjax.models.VGG` or :class:`~lrpjax.models.ResNet` (anything with ``layers``,
+      model: a :class:`~lrpjax.core.models.VGG` or :class:`~lrpjax.core.models.ResNet` (anything with ``layers``,
         ``input_spec`` and ``num_classes``).
       variables: its variables (``{"params": ..., "batch_stats": ...}``); cast to the images' dtype.
       images: ``[B, H, W, C]`` floating point (float32 by default; float64 with ``jax_enable_x64`` for exact
@@ -227,10 +227,10 @@ def explain(
         elsewhere), or a mode computed from the logits inside the same compiled pass: ``"predicted"`` (the
         highest logit), ``"contrast"`` (the predicted class :math:`c` against the others' mean,
         :math:`R_c = z_c`, :math:`R_k = -z_k / (K - 1)`; Montavon et al. 2019, sec. 10.1;
-        :func:`lrpjax.targets.contrast_relevance`) or a jit-traceable function of the logits ``[B, K]``
+        :func:`lrpjax.core.targets.contrast_relevance`) or a jit-traceable function of the logits ``[B, K]``
         returning the output relevance ``[B, K]`` (compiled once per function object: pass the same one
         again to reuse it).
-      composite: a :class:`~lrpjax.composites.Composite`, or several (one forward pass, a tuple of results).
+      composite: a :class:`~lrpjax.core.composites.Composite`, or several (one forward pass, a tuple of results).
       output_relevance: instead of ``targets``, the relevance at the output, ``[B, num_classes]``
         (e.g. one-hot, as Zennit's attributors take).
 
@@ -246,7 +246,7 @@ def explain(
     >>> model = lrpjax.vgg16(num_classes=2, width=1 / 16, pool_to=None, input_size=32)
     >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
     >>> images = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
-    >>> relevance = lrpjax.explain(model, variables, images, [0, 1, 1, 0], lrpjax.composites.get("epsilon"))
+    >>> relevance = lrpjax.explain(model, variables, images, [0, 1, 1, 0], lrpjax.core.composites.get("epsilon"))
     >>> relevance.shape
     (4, 32, 32, 3)
     """
@@ -262,7 +262,7 @@ def check_images(model: Model, images: Any) -> Array:
 
 
 def _start_relevance(model: Model, images: Array, targets: Any, output_relevance: Any) -> tuple[Array, str]:
-    """The array the compiled pass starts from, and how (a mode of :func:`lrpjax.targets.start`)."""
+    """The array the compiled pass starts from, and how (a mode of :func:`lrpjax.core.targets.start`)."""
     batch = images.shape[0]
     if (targets is None) == (output_relevance is None):
         raise ValueError("give exactly one of targets (class per image, a target mode or a function of the "

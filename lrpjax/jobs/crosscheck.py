@@ -1,7 +1,7 @@
 """Cross-check lrpjax's relevance against Zennit's on a user's own weights and images.
 
 ``crosscheck(WEIGHTS, IMAGES_DIR)`` loads the weights twice, into lrpjax (through
-:mod:`weights_conversion`, or a converted checkpoint directory through :func:`lrpjax.checkpoints.load`)
+:mod:`weights_conversion`, or a converted checkpoint directory through :func:`lrpjax.io.checkpoints.load`)
 and into an equivalent plain-``torch.nn`` VGG or ResNet (:mod:`weights_conversion.torch_model`,
 :mod:`weights_conversion.torch_resnet`), reads and preprocesses the images with the
 checkpoint's preprocessing metadata, and for each composite compares lrpjax's relevance with Zennit's
@@ -41,11 +41,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrpjax import checkpoints
-from lrpjax import composites as lrp_composites
-from lrpjax.imagefiles import list_image_files
-from lrpjax.models import VGG, ResNet
-from lrpjax.preprocess import load_image, preprocess, preset, validate_preprocessing, zbox_bounds
+from lrpjax.core import composites as lrp_composites
+from lrpjax.core.models import VGG, ResNet
+from lrpjax.io import checkpoints
+from lrpjax.io.imagefiles import list_image_files
+from lrpjax.io.preprocess import load_image, preprocess, preset, validate_preprocessing, zbox_bounds
 
 ZENNIT_COMPOSITES = (
     "epsilon_gamma_box",
@@ -315,7 +315,7 @@ def lrpjax_relevance(model: VGG | ResNet, variables: Any, images: np.ndarray, on
 
     One forward pass and one compilation serve all composites; float64 needs ``jax_enable_x64``.
     """
-    from lrpjax.engine import explain_full
+    from lrpjax.core.engine import explain_full
 
     out: list[list[np.ndarray]] = [[] for _ in composites]
     logits = []
@@ -387,7 +387,7 @@ def crosscheck(
         raise ValueError(f"batch_size={batch_size!r} must be positive")
     names = check_composites(composites)
     log = log or (lambda line: None)
-    from lrpjax._zennit import import_zennit
+    from lrpjax.jobs._zennit import import_zennit
 
     import_zennit()  # fail early when torch or zennit is missing
     model, variables, metadata, state_dict = load_weights(weights, fmt, arch)
@@ -427,7 +427,7 @@ def _compare_all(model: VGG | ResNet, variables: Any, state_dict: Mapping[str, A
                  names: Sequence[str], dtype: str, spec: Mapping[str, Any], batch_size: int, rtol: float,
                  log: Callable[[str], None]) -> tuple[list[Row], list[int], float]:
     """The rows, the targets and the logits' relative difference (called with x64 enabled)."""
-    from lrpjax._zennit import import_zennit
+    from lrpjax.jobs._zennit import import_zennit
 
     if isinstance(model, ResNet):
         from weights_conversion.torch_resnet import fold_batch_norm

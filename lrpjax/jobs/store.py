@@ -1,6 +1,6 @@
 """The HDF5 relevance store of ``lrpjax explain``: create, check, write, resume, and merge process parts.
 
-The layout is documented in :mod:`lrpjax.batch`. Every dataset's space is allocated when the store is created,
+The layout is documented in :mod:`lrpjax.jobs.explain`. Every dataset's space is allocated when the store is created,
 so later writes never change the file's metadata; a chunk's rows are written, flushed and fsynced, and only
 then marked done.
 """

@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lrpjax import composites, engine
+from lrpjax.core import composites, engine
 
 
 class Explainer:

@@ -13,13 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from lrpjax import crosscheck, workdir
+from lrpjax.jobs import crosscheck, workdir
 
 DEFAULT_FACES = os.path.join("..", "shared", "data", "faces")
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from lrpjax.demo import run_demo
+    from lrpjax.jobs.demo import run_demo
 
     summary = run_demo(args.out, faces=args.faces, epochs=args.epochs, seed=args.seed, size=args.size)
     print(f"test accuracy {summary['test_accuracy']:.3f}; heatmaps and report in {args.out}/")
@@ -34,7 +34,8 @@ def _train(args: argparse.Namespace) -> int:
 def _train_locked(args: argparse.Namespace) -> int:
     import json
 
-    from lrpjax import data, train
+    from lrpjax import data
+    from lrpjax.jobs import train
 
     paths = data.DataPaths(args.data_dir, faces=args.faces, manual_dir=args.manual_dir)
     preprocessing = None if args.preprocessing is None else json.loads(args.preprocessing)
@@ -58,7 +59,8 @@ def _train_locked(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import jax
 
-    from lrpjax import batch, gallery, store
+    from lrpjax.jobs import explain as batch
+    from lrpjax.jobs import gallery, store
 
     workdir.check_writable(args.out, what="--out", subfolders=("png",) if args.png else ())
     if args.coordinator or args.distributed:
@@ -77,7 +79,7 @@ def _explain(args: argparse.Namespace) -> int:
             return 0
         if not store.wait_for_parts(args.out, count, timeout=args.merge_wait):
             print(f"lrpjax explain: parts still running after {args.merge_wait} s; merge later with "
-                  f"python -c \"import lrpjax.batch as b; b.merge_parts({args.out!r})\"", file=sys.stderr)
+                  f"python -c \"import lrpjax.jobs.explain as b; b.merge_parts({args.out!r})\"", file=sys.stderr)
             return 1
         print(f"merged the parts into {store.merge_parts(args.out)}")
     if args.gallery:

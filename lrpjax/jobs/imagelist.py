@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lrpjax.imagefiles import IMAGE_EXTENSIONS, list_image_files
+from lrpjax.io.imagefiles import IMAGE_EXTENSIONS, list_image_files
 
 
 @dataclass(frozen=True)

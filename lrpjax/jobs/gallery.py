@@ -5,7 +5,7 @@
 :func:`write_gallery` reads ``OUT/relevance.h5`` and writes ``OUT/index.html`` (no server needed: every
 image path is relative) with its PNGs under ``OUT/gallery/``: per image the preprocessed input and one
 heatmap per composite, with the id, label, prediction and the logit explained; ``comparison.png`` (the first
-images x composites, via :func:`lrpjax.viz.grid`) and ``legend.png`` (the colour map, symmetric scale).
+images x composites, via :func:`lrpjax.io.viz.grid`) and ``legend.png`` (the colour map, symmetric scale).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lrpjax import viz
-from lrpjax.preprocess import load_image, preprocess
-from lrpjax.store import STORE_FILE, attribute, done_rows
+from lrpjax.io import viz
+from lrpjax.io.preprocess import load_image, preprocess
+from lrpjax.jobs.store import STORE_FILE, attribute, done_rows
 
 GALLERY_DIR = "gallery"
 _STYLE = """body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}
@@ -50,8 +50,8 @@ def write_gallery(out_dir: str, *, max_images: int = 48, compare_images: int = 8
       out_dir: the run's output folder (holding ``relevance.h5``).
       max_images: images on the page (the first explained ones, in id order).
       compare_images: rows of ``gallery/comparison.png``.
-      cmap: a :data:`lrpjax.viz.COLORMAPS` name (``coldnhot``, ``bwr``, ``seismic``, ...).
-      mode: heatmap normalisation (:data:`lrpjax.viz.NORMALIZATIONS`).
+      cmap: a :data:`lrpjax.io.viz.COLORMAPS` name (``coldnhot``, ``bwr``, ``seismic``, ...).
+      mode: heatmap normalisation (:data:`lrpjax.io.viz.NORMALIZATIONS`).
       images_dir: where the original images are now (default: the folder recorded in the store).
 
     Raises:

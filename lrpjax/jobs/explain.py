@@ -50,15 +50,16 @@ import jax
 import numpy as np
 
 import lrpjax
-from lrpjax import checkpoints, composites
-from lrpjax.finite import nonfinite_rows
-from lrpjax.imagelist import ImageList, list_images, parse_target
-from lrpjax.pngs import write_missing_pngs, write_pngs
-from lrpjax.prefetch import prefetch as background
-from lrpjax.preprocess import load_image, preprocess, validate_preprocessing
-from lrpjax.progress import Progress
-from lrpjax.sharded import Explainer, InFlight
-from lrpjax.store import (
+from lrpjax.core import composites
+from lrpjax.core.finite import nonfinite_rows
+from lrpjax.io import checkpoints
+from lrpjax.io.prefetch import prefetch as background
+from lrpjax.io.preprocess import load_image, preprocess, validate_preprocessing
+from lrpjax.jobs.imagelist import ImageList, list_images, parse_target
+from lrpjax.jobs.pngs import write_missing_pngs, write_pngs
+from lrpjax.jobs.progress import Progress
+from lrpjax.jobs.sharded import Explainer, InFlight
+from lrpjax.jobs.store import (
     FORMAT,
     STORE_FILE,
     attribute,
@@ -72,7 +73,7 @@ from lrpjax.store import (
     write_rows,
     write_skipped_csv,
 )
-from lrpjax.workdir import check_writable, exclusive
+from lrpjax.jobs.workdir import check_writable, exclusive
 
 __all__ = ["ImageList", "build_composites", "explain_dataset", "image_loader", "list_images", "own_chunks"]
 
@@ -174,7 +175,7 @@ def explain_dataset(checkpoint: str, images_dir: str, out_dir: str, *, composite
       FileNotFoundError: a missing checkpoint, images folder or labels file.
       ValueError: bad options, no images, labels unknown for ``target='label'``, a store of another run, or an
         ``out_dir`` that cannot be written.
-      lrpjax.workdir.WorkdirBusy: another run holds ``out_dir``.
+      lrpjax.jobs.workdir.WorkdirBusy: another run holds ``out_dir``.
     """
     stream = stream or sys.stderr
     _check_options(composite_names, dtype, batch_size, chunk_size)
