@@ -55,8 +55,8 @@ def run_zennit(checkpoint: str, images: str, out: str, batch: int) -> dict:
 
     from lrpjax.io import checkpoints
     from lrpjax.io.preprocess import load_image, preprocess, zbox_bounds
-    from lrpjax.jobs._zennit import import_zennit
     from weights_conversion.torch_model import torch_model_for
+    from weights_conversion.zennit_modules import import_zennit
 
     zennit = import_zennit()
     torch.set_num_threads(os.cpu_count() or 1)

@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     from lrpjax.io.imagefiles import list_image_files
     from lrpjax.io.preprocess import TORCHVISION, load_image, preprocess, zbox_bounds
     from lrpjax.jobs import crosscheck
-    from lrpjax.jobs._zennit import import_zennit
     from weights_conversion.torch_model import torch_model_for
+    from weights_conversion.zennit_modules import import_zennit
 
     zennit = import_zennit()
     if args.random:

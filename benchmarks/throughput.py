@@ -98,8 +98,8 @@ def zennit_methods(variables, images, composite_names: list[str], model_name: st
     import torch
 
     import lrpjax
-    from lrpjax.jobs._zennit import import_zennit
     from weights_conversion.torch_model import torch_model_for
+    from weights_conversion.zennit_modules import import_zennit
 
     zennit = import_zennit()
     torch.set_num_threads(os.cpu_count() or 1)

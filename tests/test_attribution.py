@@ -9,8 +9,8 @@ import torch
 
 import lrpjax
 from lrpjax.core import attribution
-from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.convert import torchvision_to_variables
+from weights_conversion.zennit_modules import import_zennit
 
 try:  # pytest's default "prepend" import mode puts tests/ on sys.path
     from torch_vgg import torch_vgg

@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import IMAGENET_HIGH, IMAGENET_LOW, normalized_images, random_variables, random_vgg, relative_error
 
 import lrpjax
+from conftest import IMAGENET_HIGH, IMAGENET_LOW, normalized_images, random_variables, random_vgg, relative_error
 from lrpjax.core import composites, engine
 
 PRESETS_WITH_BOUNDS = {"epsilon_gamma_box": {"low": IMAGENET_LOW, "high": IMAGENET_HIGH}}

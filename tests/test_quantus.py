@@ -35,8 +35,8 @@ import pytest
 import torch
 
 from lrpjax.analysis import imputation, masking
-from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.convert import torchvision_to_variables
+from weights_conversion.zennit_modules import import_zennit
 
 try:  # pytest's default "prepend" import mode puts tests/ on sys.path
     from torch_vgg import torch_vgg

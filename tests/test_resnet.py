@@ -34,8 +34,8 @@ import lrpjax
 from lrpjax.core import composites, engine
 from lrpjax.core.models.graph import node_inputs
 from lrpjax.io.preprocess import VGGFACE2
-from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.resnet import resnet_to_variables
+from weights_conversion.zennit_modules import import_zennit
 
 try:  # pytest's default "prepend" import mode puts tests/ on sys.path
     from torch_resnet import fold_batch_norm, torch_resnet

@@ -33,8 +33,8 @@ from lrpjax.core import rules as R
 from lrpjax.core.composites import Composite
 from lrpjax.io import checkpoints
 from lrpjax.io.preprocess import VGGFACE
-from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.convert import convert_file, torchvision_to_variables, vggface_to_variables
+from weights_conversion.zennit_modules import import_zennit
 
 try:  # pytest's default "prepend" import mode puts tests/ on sys.path
     from torch_vgg import torch_vgg, torch_vggface

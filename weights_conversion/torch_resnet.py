@@ -9,8 +9,8 @@ file loads into it unchanged.
 
 Zennit's ``ResNetCanonizer`` finds blocks with ``isinstance(module, torchvision.models.resnet.Bottleneck)``
 (resp. ``BasicBlock``), so the block classes here derive from whatever that module holds after
-:func:`lrpjax.jobs._zennit.import_zennit` (the placeholder classes where torchvision is absent). Modules are
-registered in forward order (conv before its batch norm), as Zennit's ``SequentialMergeBatchNorm`` needs.
+:func:`~weights_conversion.zennit_modules.import_zennit` (the placeholder classes where torchvision is absent).
+Modules are registered in forward order (conv before its batch norm), as Zennit's ``SequentialMergeBatchNorm`` needs.
 Importing this module imports torch and Zennit; nothing in ``import lrpjax`` imports it.
 """
 
@@ -26,9 +26,9 @@ from torch import nn
 
 from lrpjax.core.models import ResNet
 from lrpjax.core.models.resnet import BLOCKS, BOTTLENECK_DEPTHS, STAGE_CHANNELS
-from lrpjax.jobs._zennit import import_zennit
 from weights_conversion.resnet import resnet_entries
 from weights_conversion.torch_model import state_dict_of
+from weights_conversion.zennit_modules import import_zennit
 
 import_zennit()
 _TORCHVISION_RESNET = sys.modules["torchvision.models.resnet"]

@@ -387,7 +387,7 @@ def crosscheck(
         raise ValueError(f"batch_size={batch_size!r} must be positive")
     names = check_composites(composites)
     log = log or (lambda line: None)
-    from lrpjax.jobs._zennit import import_zennit
+    from weights_conversion.zennit_modules import import_zennit
 
     import_zennit()  # fail early when torch or zennit is missing
     model, variables, metadata, state_dict = load_weights(weights, fmt, arch)
@@ -427,7 +427,7 @@ def _compare_all(model: VGG | ResNet, variables: Any, state_dict: Mapping[str, A
                  names: Sequence[str], dtype: str, spec: Mapping[str, Any], batch_size: int, rtol: float,
                  log: Callable[[str], None]) -> tuple[list[Row], list[int], float]:
     """The rows, the targets and the logits' relative difference (called with x64 enabled)."""
-    from lrpjax.jobs._zennit import import_zennit
+    from weights_conversion.zennit_modules import import_zennit
 
     if isinstance(model, ResNet):
         from weights_conversion.torch_resnet import fold_batch_norm
