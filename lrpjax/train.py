@@ -106,6 +106,8 @@ class TrainConfig:
                              f"{self.weight_decay!r} and warmup_steps={self.warmup_steps!r} >= 0")
         if self.base is None and self.preprocessing is None:
             raise ValueError("preprocessing is required when there is no base checkpoint")
+        if self.base is None:
+            scratch_model(self.model, 1)  # a bad depth, width or layout is named now, not after the data are built
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -212,11 +214,24 @@ def random_variables(model: VGG, seed: int) -> dict[str, Any]:
     return jax.tree_util.tree_map_with_path(draw, abstract)
 
 
-def initial_variables(config: TrainConfig, num_classes: int) -> tuple[VGG, dict[str, Any], dict[str, Any]]:
+def scratch_model(fields: Mapping[str, Any], num_classes: int) -> VGG | ResNet:
+    """The network a run without a base initialises: ``fields`` (a ``TrainConfig.model``; ``family`` ``"vgg"``
+    unless given, depth the family's default: VGG-16, ResNet-50) with ``num_classes`` outputs.
+
+    Raises:
+      ValueError: an unknown family or field, a missing one, or a depth, width or layout the family has not.
+    """
+    family = checkpoints.FAMILIES.get(fields.get("family", "vgg"), (VGG,))[0]
+    model = checkpoints.model_from_config({"depth": family.depth, **fields, "num_classes": num_classes})
+    _ = model.layers  # builds the graph description: where depth, width and layout are checked
+    return model
+
+
+def initial_variables(config: TrainConfig, num_classes: int) -> tuple[VGG | ResNet, dict[str, Any], dict[str, Any]]:
     """``(model, variables, base metadata)``: the base's layers with a new head, or a random initialisation,
     both drawn from ``config.seed``."""
     if config.base is None:
-        model = checkpoints.model_from_config({"depth": 16, **config.model, "num_classes": num_classes})
+        model = scratch_model(config.model, num_classes)
         return model, random_variables(model, config.seed), {}
     base_model, base_variables, metadata = checkpoints.load(config.base)
     fields = {**checkpoints.model_config(base_model), **config.model, "num_classes": num_classes}
