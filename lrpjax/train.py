@@ -34,6 +34,7 @@ from lrpjax import checkpoints
 from lrpjax.data.pipeline import eval_batches, hide_accelerators_from_tensorflow, prefetch_to_device, train_batches
 from lrpjax.data.sources import Split
 from lrpjax.models import VGG, ResNet
+from lrpjax.models.graph import draw_kernel
 from lrpjax.progress import Progress, stream_for, to_stderr
 from lrpjax.workdir import exclusive
 
@@ -182,12 +183,13 @@ def build_optimizer(config: TrainConfig, params: Mapping[str, Any],
     return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, labels)
 
 
-def new_head(params: Mapping[str, Any], num_classes: int, key: jax.Array, head: str = "fc8") -> dict[str, Any]:
+def new_head(params: Mapping[str, Any], num_classes: int, seed: int, head: str = "fc8") -> dict[str, Any]:
     """``params`` with ``head`` (a VGG's ``fc8``, a ResNet's ``fc``) replaced by ``num_classes`` outputs:
-    N(0, 0.01) kernel (as VGG's init), zero bias."""
+    N(0, 0.01) kernel (as VGG's init; drawn on the host from ``seed``, :func:`lrpjax.models.graph.draw_kernel`),
+    zero bias."""
     hidden, dtype = params[head]["kernel"].shape[0], params[head]["kernel"].dtype
-    kernel = 0.01 * jax.random.normal(key, (hidden, num_classes), jnp.float32)
-    return {**params, head: {"kernel": kernel.astype(dtype), "bias": jnp.zeros((num_classes,), dtype)}}
+    kernel = draw_kernel(np.random.default_rng(seed), "dense", (hidden, num_classes))
+    return {**params, head: {"kernel": jnp.asarray(kernel, dtype), "bias": jnp.zeros((num_classes,), dtype)}}
 
 
 def random_variables(model: VGG, seed: int) -> dict[str, Any]:
@@ -199,14 +201,8 @@ def random_variables(model: VGG, seed: int) -> dict[str, Any]:
 
     def draw(path, spec):
         kind, shape = path[-1].key, spec.shape
-        if kind == "kernel" and len(shape) == 4:
-            std = np.sqrt(2.0 / (shape[0] * shape[1] * shape[3])) / 0.87962566103423978
-            z = rng.standard_normal(shape)
-            while np.any(outside := np.abs(z) > 2):
-                z[outside] = rng.standard_normal(int(outside.sum()))
-            value = std * z
-        elif kind == "kernel":
-            value = 0.01 * rng.standard_normal(shape)
+        if kind == "kernel":
+            value = draw_kernel(rng, "conv" if len(shape) == 4 else "dense", shape)
         else:
             value = np.ones(shape) if kind in ("scale", "var") else np.zeros(shape)
         return jnp.asarray(value, spec.dtype)
@@ -236,7 +232,7 @@ def initial_variables(config: TrainConfig, num_classes: int) -> tuple[VGG | ResN
     base_model, base_variables, metadata = checkpoints.load(config.base)
     fields = {**checkpoints.model_config(base_model), **config.model, "num_classes": num_classes}
     model = checkpoints.model_from_config(fields)
-    head = new_head(base_variables["params"], num_classes, jax.random.key(config.seed), model.layers[-1].name)
+    head = new_head(base_variables["params"], num_classes, config.seed, model.layers[-1].name)
     return model, {**base_variables, "params": head}, metadata
 
 
