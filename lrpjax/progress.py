@@ -44,7 +44,7 @@ class Progress:
             self.stream.flush()
 
     def line(self, now: float | None = None) -> str:
-        elapsed = max((now or time.monotonic()) - self.start, 1e-9)
+        elapsed = max((time.monotonic() if now is None else now) - self.start, 1e-9)
         rate, left = self.count / elapsed, self.total - self.done - self.count
         eta = 0.0 if left <= 0 else left / rate if rate > 0 else float("nan")
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "--:--:--"

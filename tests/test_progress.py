@@ -38,7 +38,7 @@ def test_a_resumed_job_shows_earlier_work_and_a_terminal_is_redrawn_in_place():
 
 
 def test_items_found_finished_are_counted_but_kept_out_of_the_rate_and_eta(monkeypatch):
-    clock = iter([100.0, 100.0, 110.0, 110.0, 130.0, 130.0])  # start; after a, c, e (skipped), b (10 s) and d (20 s)
+    clock = iter([0.0, 0.0, 10.0, 10.0, 30.0, 30.0])  # start; after a, c, e (skipped), b (10 s) and d (20 s)
     monkeypatch.setattr("lrpjax.progress.time.monotonic", lambda: next(clock))
     lines = []
     items = track("abcde", 5, log=lines.append, label="grid", unit="models", every=0,
