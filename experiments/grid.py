@@ -136,9 +136,14 @@ def run_grid(config: Mapping[str, Any], workdir: str | None = None,
     rows, trained, skipped = [], [], []
     runs = [(base_name, checkpoint, task_name, task, seed) for base_name, checkpoint in bases.items()
             for task_name, task in config["tasks"].items() for seed in task.get("seeds", config["seeds"])]
-    for base_name, checkpoint, task_name, task, seed in track(runs, len(runs), log=log, label="grid", unit="models",
-                                                              note=lambda r: f"{r[0]}/{r[2]}/seed{r[4]}", every=0):
-        run_dir = os.path.join(workdir, "runs", base_name, task_name, f"seed{seed}")
+
+    def run_dir_of(run: tuple) -> str:
+        return os.path.join(workdir, "runs", run[0], run[2], f"seed{run[4]}")
+
+    for base_name, checkpoint, task_name, task, seed in track(
+            runs, len(runs), log=log, label="grid", unit="models", note=lambda r: f"{r[0]}/{r[2]}/seed{r[4]}",
+            every=0, finished=lambda run: _finished(run_dir_of(run)) is not None):
+        run_dir = run_dir_of((base_name, checkpoint, task_name, task, seed))
         fields = {**config["finetune"], **task.get("finetune", {}), "base": checkpoint, "seed": seed,
                   "task": task_name}
         results, fresh = train_once(run_dir, train.TrainConfig(**fields), paths, task["train"],

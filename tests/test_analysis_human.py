@@ -3,8 +3,8 @@
 import jax
 import numpy as np
 import pytest
-from conftest import random_vgg
 
+from conftest import random_vgg
 from lrpjax.analysis import human
 from lrpjax.core.canonize import merge_batch_norm
 from lrpjax.core.engine import forward

@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_vgg
 
 import lrpjax
+from conftest import random_vgg
 from lrpjax import analysis
 from lrpjax.analysis import masking
 

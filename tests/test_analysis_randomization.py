@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_vgg
 from skimage.metrics import structural_similarity
 
+from conftest import random_vgg
 from lrpjax.analysis import randomization, similarity
 
 
@@ -46,6 +46,27 @@ def test_randomize_layers_cascades_from_the_top(vgg):
     assert same(original["fc8"]["kernel"], vgg[1]["params"]["fc8"]["kernel"])  # the input is not modified
     with pytest.raises(ValueError, match="count=17"):
         randomization.randomize_layers(model, variables, 17, key=key)
+
+
+def test_redraws_are_host_draws_of_the_key_and_position_and_compile_no_random_program(vgg, caplog):
+    """jax's partitionable threefry (its default) makes XLA:CPU compile each draw for seconds (a minute for a
+    VGG's layers): the re-drawn kernels come from numpy, seeded by the key's data and the layer's position."""
+    from lrpjax.core.models.graph import draw_kernel
+
+    model, variables = vgg
+    order = randomization.layer_order(model)
+    key = jax.random.key(11)
+    with jax.log_compiles(True), caplog.at_level("WARNING", logger="jax"):
+        out = randomization.randomize_layers(model, variables, 2, key=key)
+    compiled = " ".join(record.getMessage() for record in caplog.records)
+    assert not any(word in compiled for word in ("threefry", "random", "normal", "draw")), compiled
+    for position, name in enumerate(order[:2]):
+        kernel = variables["params"][name]["kernel"]
+        want = draw_kernel(np.random.default_rng([*np.asarray(jax.random.key_data(key)), position]),
+                           "conv" if name.startswith("conv") else "dense", kernel.shape)
+        np.testing.assert_array_equal(np.asarray(out["params"][name]["kernel"]), want.astype(kernel.dtype))
+    other = randomization.randomize_layers(model, variables, 2, key=jax.random.key(12))
+    assert not np.array_equal(other["params"]["fc8"]["kernel"], out["params"]["fc8"]["kernel"])
 
 
 def test_ssim_equals_scikit_image():

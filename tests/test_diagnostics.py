@@ -5,9 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import normalized_images, random_variables
 
 import lrpjax
+from conftest import normalized_images, random_variables
 from lrpjax.core import composites
 
 LRP0 = composites.get("epsilon", epsilon=0.0, stabilizer=0.0)  # division by zero gives zero

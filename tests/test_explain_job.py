@@ -12,10 +12,10 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import random_variables
 from PIL import Image
 
 import lrpjax
+from conftest import random_variables
 from lrpjax.io import checkpoints
 from lrpjax.io.preprocess import TORCHVISION
 from lrpjax.jobs import cli

@@ -6,9 +6,9 @@ import os
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_variables
 
 import lrpjax
+from conftest import random_variables
 from lrpjax.io import checkpoints
 
 MODEL = lrpjax.vgg16(num_classes=3, width=1 / 16, pool_to=None, input_size=32)

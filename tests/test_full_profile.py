@@ -9,9 +9,9 @@ import subprocess
 import numpy as np
 import pytest
 import standins
-from conftest import random_variables
 
 import lrpjax
+from conftest import random_variables
 from experiments.configs import grid_full, study_full
 from experiments.grid import load_config as load_grid_config
 from experiments.preflight import preflight

@@ -6,10 +6,10 @@ from html.parser import HTMLParser
 import h5py
 import numpy as np
 import pytest
-from conftest import random_variables
 from PIL import Image
 
 import lrpjax
+from conftest import random_variables
 from lrpjax.io import checkpoints, viz
 from lrpjax.io.preprocess import TORCHVISION
 from lrpjax.jobs import gallery

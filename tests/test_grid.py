@@ -34,7 +34,8 @@ def test_grid_trains_once_skips_finished_models_and_writes_the_table(tmp_path, m
     assert second.err.count("skipping") == 6  # two bases and four models
     shown = [line for line in second.err.splitlines() if line.startswith("grid ")]  # the one progress display
     assert [line.split()[1] for line in shown] == ["1/4", "2/4", "3/4", "4/4"] and "\r" not in second.err
-    assert all("models/s  ETA " in line for line in shown) and shown[-1].endswith("vggface/identity/seed0")
+    assert all("  0.0 models/s  ETA " in line for line in shown)  # nothing trained: no rate from skipped ones
+    assert shown[-1].endswith("ETA 00:00:00  vggface/identity/seed0")
     with open(workdir / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["base"], r["task"]) for r in rows] == [("imagenet", "gender"), ("imagenet", "identity"),

@@ -35,3 +35,17 @@ def test_a_resumed_job_shows_earlier_work_and_a_terminal_is_redrawn_in_place():
     progress.close()
     assert terminal.getvalue().startswith("\rexplain 2/2 images") and terminal.getvalue().endswith("\n")
     assert stream_for(to_stderr) is sys.stderr and isinstance(stream_for(print), LogStream)
+
+
+def test_items_found_finished_are_counted_but_kept_out_of_the_rate_and_eta(monkeypatch):
+    clock = iter([0.0, 0.0, 10.0, 10.0, 30.0, 30.0])  # start; after a, c, e (skipped), b (10 s) and d (20 s)
+    monkeypatch.setattr("lrpjax.jobs.progress.time.monotonic", lambda: next(clock))
+    lines = []
+    items = track("abcde", 5, log=lines.append, label="grid", unit="models", every=0,
+                  finished=lambda item: item in "ace")
+    assert list(items) == list("abcde")
+    assert lines == ["grid 1/5 models  0.0 models/s  ETA --:--:--  a",
+                     "grid 2/5 models  0.1 models/s  ETA 00:00:30  b",  # 3 left at b's 10 s each
+                     "grid 3/5 models  0.1 models/s  ETA 00:00:20  c",
+                     "grid 4/5 models  0.1 models/s  ETA 00:00:15  d",  # 2 models in 30 s, 1 left
+                     "grid 5/5 models  0.1 models/s  ETA 00:00:00  e"]

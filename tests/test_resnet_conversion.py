@@ -84,3 +84,55 @@ def test_pickle_that_would_run_a_command_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(ValueError, match="refusing"):
         convert_file("vggface2", path, tmp_path / "ckpt")
     assert not marker.exists() and not (tmp_path / "ckpt").exists()
+
+
+class Python2Pickler(pickle.Pickler):
+    """Arrays as a Python 2 pickle (the VGGFace2 port's files) reads under ``encoding="latin1"``: data as a str."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, np.ndarray):
+            rebuild, args, state = obj.__reduce__()
+            return rebuild, args, state[:4] + (state[4].decode("latin1"),)
+        return NotImplemented
+
+
+def test_vggface2_pickle_of_random_weights_converts_and_crosschecks_against_zennit(tmp_path, capsys):
+    """End to end as a user runs the port's .pkl: ``python -m weights_conversion vggface2`` and ``lrpjax
+    crosscheck --format vggface2`` (Zennit with its ResNetCanonizer on the torch twin loaded from the pickle)."""
+    from PIL import Image
+
+    from lrpjax.jobs import cli
+    from weights_conversion.cli import main as convert_main
+    from weights_conversion.torch_resnet import TorchResNet
+
+    rng = np.random.default_rng(0)
+    state = {}
+    for key, value in TorchResNet(50, 5, width=1 / 16, layout="vggface2").state_dict().items():
+        if key.endswith(("running_var", "bn1.weight", "bn2.weight", "bn3.weight", "downsample.1.weight")):
+            state[key] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)  # batch norms far from identity
+        elif key.endswith(("running_mean", "bias")):
+            state[key] = rng.normal(0, 0.1, value.shape).astype(np.float32)
+        elif not key.endswith("num_batches_tracked"):
+            state[key] = value.numpy()
+    python3, python2 = tmp_path / "python3.pkl", tmp_path / "resnet50_ft_weight.pkl"
+    with open(python3, "wb") as handle:
+        pickle.dump(state, handle, protocol=2)
+    with open(python2, "wb") as handle:
+        Python2Pickler(handle, protocol=2).dump(state)
+    for path in (python3, python2):
+        read = read_numpy_pickle(path)
+        assert read.keys() == state.keys() and all(np.array_equal(read[k], state[k]) for k in state)
+
+    assert convert_main(["vggface2", str(python2), str(tmp_path / "ckpt")]) == 0
+    assert "vggface2_resnet50 (5 classes, width 0.0625, layout vggface2)" in capsys.readouterr().out
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(rng.integers(0, 256, (240, 250, 3), dtype=np.uint8)).save(images / "0.png")
+    argv = ["crosscheck", str(python2), "--format", "vggface2", "--images", str(images), "--composite",
+            "epsilon_plus"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "vggface2_resnet50 (width 0.0625, 5 classes, layout vggface2)" in out and "all composites agree" in out
+    logits = float(out.split("logits max rel diff ")[1].split()[0])
+    relevance = float(next(line for line in out.splitlines() if line.startswith("epsilon_plus")).split()[2])
+    assert logits <= 1e-12 and relevance <= 1e-12

@@ -191,6 +191,43 @@ def test_grid_trains_a_resnet_from_its_model_field_and_a_resumed_run_ends_equal(
         train.trainable_layers({"fc8": {}}, "layer4")
 
 
+# the grid's training settings (_resnet_grid) as `lrpjax train` flags
+GRID_TRAINING = ["--trainable", "layer4", "--optimizer", "sgd", "--learning-rate", "0.01", "--weight-decay", "5e-4",
+                 "--schedule", "cosine", "--warmup-steps", "1", "--steps", "4", "--batch-size", "8", "--eval-every",
+                 "2", "--checkpoint-every", "2", "--workers", "1"]
+
+
+def test_train_command_starts_a_resnet_from_scratch_and_names_bad_model_flags(tmp_path, capsys):
+    """After the grid test, whose from-scratch base has these settings: its compiled step is reused."""
+    workdir = tmp_path / "resnet"
+    argv = ["train", str(workdir), "--train", "lfw_subset:train", "--test", "lfw_subset:test", "--data-dir",
+            str(tmp_path / "tfds"), "--family", "resnet", "--depth", "18", "--width", "0.0625", "--input-size", "32",
+            "--preprocessing", json.dumps(PREPROCESSING), *GRID_TRAINING]
+    assert cli.main(argv) == 0
+    model, variables, metadata = checkpoints.load(workdir / "model")
+    assert checkpoints.model_config(model) == {"family": "resnet", "depth": 18, "num_classes": 2, "width": 0.0625,
+                                               "layout": "torchvision", "input_size": 32, "dropout_rate": 0.0,
+                                               "param_dtype": "float32"}
+    assert variables["params"]["layer4.1.conv2"]["kernel"].shape == (3, 3, 32, 32)
+    assert metadata["test"]["lfw_subset:test"]["count"] == 40
+    capsys.readouterr()
+    bad = {("--depth", "16"): "depth=16 is not a ResNet depth; choose one of [18, 34, 50, 101, 152]",
+           ("--width", "0"): "width=0.0 must be positive",
+           ("--batch-norm", None): "--batch-norm is not a resnet option",
+           ("--family", "vgg", "--layout", "vggface2"): "--layout is not a vgg option",
+           ("--base", str(workdir / "model")): "--family/--depth given with --base"}
+    for change, message in bad.items():
+        wrong = list(argv)
+        for flag, value in zip(change[::2], change[1::2]):
+            if flag in wrong and value is not None:
+                wrong[wrong.index(flag) + 1] = value
+            else:
+                wrong += [flag] + ([value] if value is not None else [])
+        assert cli.main([a if a != str(workdir) else str(tmp_path / "bad") for a in wrong]) == 2, change
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (change, lines)
+
+
 def test_fc7_features_of_a_resnet_are_its_pooled_features_before_fc(setup):
     model, variables = setup["model"], setup["variables"]
     features = human.fc7_features(model, variables, setup["x"], batch_size=5)

@@ -7,10 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from conftest import random_variables
 from PIL import Image
 
 import lrpjax
+from conftest import random_variables
 from experiments import run_study as run_study_cli
 from experiments.study import analyses, check_config, compute, human, run_study
 from experiments.study import models as grid_models

@@ -180,3 +180,16 @@ def test_warm_up_starts_above_zero_so_the_first_step_learns(schedule):
     np.testing.assert_allclose(rates, [0.1, 0.2, 0.3, after], rtol=1e-6)
     no_warmup = train.TrainConfig(**{**config.__dict__, "warmup_steps": 0})
     assert float(train.learning_rate_schedule(no_warmup)(0)) == pytest.approx(0.3)
+
+
+def test_new_head_is_a_seeded_host_draw_that_compiles_no_random_program(caplog):
+    params = {"fc8": {"kernel": np.ones((64, 1000), np.float32), "bias": np.ones(1000, np.float32)}, "fc7": {}}
+    with jax.log_compiles(True), caplog.at_level("WARNING", logger="jax"):
+        head = train.new_head(params, 3, 5)
+    compiled = " ".join(record.getMessage() for record in caplog.records)
+    assert not any(word in compiled for word in ("threefry", "random", "normal")), compiled
+    kernel = np.asarray(head["fc8"]["kernel"])
+    assert kernel.shape == (64, 3) and kernel.dtype == np.float32 and abs(kernel.std() / 0.01 - 1) < 0.25
+    np.testing.assert_array_equal(kernel, np.asarray(train.new_head(params, 3, 5)["fc8"]["kernel"]))
+    assert not np.array_equal(kernel, np.asarray(train.new_head(params, 3, 6)["fc8"]["kernel"]))
+    assert np.array_equal(head["fc8"]["bias"], np.zeros(3)) and head["fc7"] is params["fc7"]

@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"weights_conversion: error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {metadata['architecture']} ({model.num_classes} classes, width {model.width}, "
-          f"pool_to {getattr(model, 'pool_to', None)}) from {metadata['source']} to {args.dest}")
+    shape = f"layout {model.layout}" if hasattr(model, "layout") else f"pool_to {model.pool_to}"
+    print(f"wrote {metadata['architecture']} ({model.num_classes} classes, width {model.width}, {shape}) "
+          f"from {metadata['source']} to {args.dest}")
     return 0

@@ -4,11 +4,12 @@ Adebayo et al.'s sanity check: if the maps of a model barely change when its par
 ones, they do not explain what the model learnt. The parametric layers are randomised cumulatively from the
 output down (``fc8``, then ``fc7``, ..., ``conv1_1``): at step :math:`k` the top :math:`k` layers hold fresh
 draws of the model's own initialisers (He normal over the fan-out for convs, :math:`\mathcal{N}(0, 0.01^2)` for
-dense kernels, zero biases; :func:`lrpjax.core.models.graph.kernel_initializer`), each layer's draw fixed by the key
-and its position, so step :math:`k + 1` adds one layer to step :math:`k`. A batch norm after a randomised conv
-is reset to its initial state too (scale 1, shift 0, running mean 0, variance 1: the identity in inference
-mode, as in a freshly initialised network): the trained statistics describe activations of the trained conv,
-and with a re-drawn conv they would rescale its outputs by arbitrary, learnt amounts.
+dense kernels, zero biases; drawn on the host with numpy, :func:`lrpjax.core.models.graph.draw_kernel`: jax's
+partitionable threefry would make XLA:CPU compile each shape's draw for seconds), each layer's draw fixed by the
+key's data and the layer's position (:func:`layer_seed`), so step :math:`k + 1` adds one layer to step :math:`k`. A
+batch norm after a randomised conv is reset to its initial state too (scale 1, shift 0, running mean 0, variance 1:
+the identity in inference mode, as in a freshly initialised network): the trained statistics describe activations of
+the trained conv, and with a re-drawn conv they would rescale its outputs by arbitrary, learnt amounts.
 
 Per step and image, the maps after randomisation are compared with the original ones by Spearman's
 :math:`\rho` of the absolute heatmaps :math:`|\sum_c R_c|` and by SSIM of Adebayo et al.'s normalised maps
@@ -20,7 +21,6 @@ https://arxiv.org/abs/1810.03292.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrpjax.analysis import similarity
-from lrpjax.core.models.graph import kernel_initializer, node_inputs
+from lrpjax.core.models.graph import draw_kernel, node_inputs
 from lrpjax.core.models.vgg import VGG
 
 ExplainFn = Callable[[VGG, Any, Any, Any], Any]
@@ -52,16 +52,11 @@ def _batch_norm_of(model: VGG) -> dict[str, str]:
             if spec.kind == "batchnorm" and kinds.get(sources[0]) == "conv"}
 
 
-@functools.lru_cache(maxsize=8)
-def _fresh_kernels(kinds: tuple[str, ...], shapes: tuple[tuple[int, ...], ...], dtype: str):
-    """One compiled draw of every parametric layer's kernel (layer ``p`` from ``fold_in(key, p)``): a single
-    compilation per model, however many layers a step randomises."""
-
-    def draw(key):
-        return tuple(kernel_initializer(kind)(jax.random.fold_in(key, p), shape, dtype)
-                     for p, (kind, shape) in enumerate(zip(kinds, shapes)))
-
-    return jax.jit(draw)
+def layer_seed(key: jax.Array, position: int) -> np.random.Generator:
+    """The host generator of the layer at ``position`` in :func:`layer_order`: seeded by ``key``'s data and the
+    position, so a layer's draw does not depend on how many layers a step randomises."""
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return np.random.default_rng([*np.asarray(data, np.uint32).ravel().tolist(), position])
 
 
 def randomize_layers(model: VGG, variables: Any, count: int, *, key: jax.Array) -> dict[str, Any]:
@@ -79,13 +74,12 @@ def randomize_layers(model: VGG, variables: Any, count: int, *, key: jax.Array) 
     if count == 0:
         return {**variables, "params": params}
     kinds = {spec.name: spec.kind for spec in model.layers}
-    kernels = [params[name]["kernel"] for name in order]
-    draws = _fresh_kernels(tuple(kinds[name] for name in order), tuple(tuple(k.shape) for k in kernels),
-                           str(jnp.asarray(kernels[0]).dtype))(key)
     batch_norm = _batch_norm_of(model)
-    for name, draw in zip(order[:count], draws):
-        params[name] = {key: draw if key == "kernel" else jnp.zeros_like(value)  # a ResNet's convs have no bias
-                        for key, value in params[name].items()}
+    for position, name in enumerate(order[:count]):
+        kernel = params[name]["kernel"]
+        draw = jnp.asarray(draw_kernel(layer_seed(key, position), kinds[name], kernel.shape), kernel.dtype)
+        params[name] = {field: draw if field == "kernel" else jnp.zeros_like(value)  # a ResNet's convs: no bias
+                        for field, value in params[name].items()}
         if name in batch_norm:
             bn = batch_norm[name]
             params[bn] = {"scale": jnp.ones_like(params[bn]["scale"]), "bias": jnp.zeros_like(params[bn]["bias"])}

@@ -1,7 +1,7 @@
 """The ``lrpjax`` command: a thin layer over the library's functions.
 
     lrpjax demo [--faces DIR] [--out DIR]            train a small VGG-16 on faces, explain it, write heatmaps
-    lrpjax train WORKDIR --train NAME:SPLIT ...       finetune a VGG for a task (resumes in WORKDIR)
+    lrpjax train WORKDIR --train NAME:SPLIT ...       finetune a VGG or ResNet for a task (resumes in WORKDIR)
     lrpjax crosscheck WEIGHTS --images DIR            lrpjax against Zennit on your own weights and images
     lrpjax explain CHECKPOINT --images DIR --out DIR   relevance of a whole data set into a resumable HDF5 store
 """
@@ -39,9 +39,8 @@ def _train_locked(args: argparse.Namespace) -> int:
 
     paths = data.DataPaths(args.data_dir, faces=args.faces, manual_dir=args.manual_dir)
     preprocessing = None if args.preprocessing is None else json.loads(args.preprocessing)
-    model = {"width": args.width, "batch_norm": args.batch_norm, "pool_to": None, "input_size": args.input_size}
     config = train.TrainConfig(
-        base=args.base, model={} if args.base else model, preprocessing=preprocessing, task=args.task or args.train,
+        base=args.base, model=_model_fields(args), preprocessing=preprocessing, task=args.task or args.train,
         trainable=args.trainable, optimizer=args.optimizer, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, schedule=args.schedule, steps=args.steps,
         batch_size=args.batch_size, seed=args.seed, eval_every=args.eval_every,
@@ -54,6 +53,25 @@ def _train_locked(args: argparse.Namespace) -> int:
     print(f"trained to step {results['step']}; test accuracy: {summary or 'no test split'}; "
           f"checkpoint in {os.path.join(args.workdir, 'model')}")
     return 0
+
+
+def _model_fields(args: argparse.Namespace) -> dict:
+    """``TrainConfig.model`` from the flags: a grid config's ``model`` field (``{}`` with ``--base``)."""
+    given = [flag for flag, value in (("--family", args.family), ("--depth", args.depth), ("--layout", args.layout),
+                                      ("--batch-norm", args.batch_norm)) if value is not None]
+    if args.base:
+        if given:
+            raise ValueError(f"{'/'.join(given)} given with --base {args.base}: the base fixes the architecture")
+        return {}
+    family = args.family or "vgg"
+    wrong = [flag for flag in given if flag == {"vgg": "--layout", "resnet": "--batch-norm"}[family]]
+    if wrong:
+        raise ValueError(f"{wrong[0]} is not a {family} option: --layout is a ResNet's (torchvision, vggface2), "
+                         "--batch-norm a VGG's (a ResNet always has batch norm)")
+    fields = {"family": "resnet", "layout": args.layout or "torchvision"} if family == "resnet" else {
+        "batch_norm": True if args.batch_norm is None else args.batch_norm, "pool_to": None}
+    depth = {} if args.depth is None else {"depth": args.depth}
+    return {**fields, **depth, "width": args.width, "input_size": args.input_size}
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -102,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
 
-    fit = commands.add_parser("train", help="finetune a VGG for a task; run again to resume")
+    fit = commands.add_parser("train", help="finetune a VGG or ResNet for a task; run again to resume")
     fit.add_argument("workdir", help="checkpoints, metrics.jsonl, results.json and the final model/ go here")
     fit.add_argument("--train", required=True, help="data split NAME:SPLIT, e.g. london_gender:train")
     fit.add_argument("--validation", default=None, help="split for keep-best, e.g. london_gender:validation")
@@ -111,9 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--faces", default=DEFAULT_FACES, help="the small face sets (london/, canada/, orl/)")
     fit.add_argument("--manual-dir", default=None, help="large sets: lfw/ or lfw.tgz, vggface2/, CelebA's files")
     fit.add_argument("--base", default=None, help="checkpoint to finetune (default: random initialisation)")
+    fit.add_argument("--family", default=None, choices=["vgg", "resnet"], help="without --base: the network (vgg)")
+    fit.add_argument("--depth", type=int, default=None,
+                     help="without --base: VGG 11, 13, 16 (default), 19; ResNet 18, 34, 50 (default), 101, 152")
+    fit.add_argument("--layout", default=None, choices=["torchvision", "vggface2"],
+                     help="without --base, ResNet only: torchvision's (default) or the VGGFace2 port's")
     fit.add_argument("--width", type=float, default=0.125, help="without --base: channel multiplier")
     fit.add_argument("--input-size", type=int, default=64, help="without --base: input side")
-    fit.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
+    fit.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                     help="without --base, VGG only: a batch norm after every conv (default: yes)")
     fit.add_argument("--preprocessing", default=None, help="JSON preprocessing dict (default: the base's)")
     fit.add_argument("--task", default=None, help="task label stored in the checkpoint (default: --train)")
     fit.add_argument("--trainable", default="all", choices=["head", "fc", "conv5", "layer4", "all"],

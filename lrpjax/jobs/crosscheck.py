@@ -443,6 +443,8 @@ def _compare_all(model: VGG | ResNet, variables: Any, state_dict: Mapping[str, A
     nets = {"float64": fold_batch_norm(net64)}  # batch norm folded in the dtype of the run
     if dtype == "float32":
         nets["float32"] = fold_batch_norm(net32)
+    for net in nets.values():  # Zennit's relevance is the input's gradient: the weights' would cost ~2x for nothing
+        net.requires_grad_(False)
     targets = logits.argmax(axis=1)
     onehot = np.eye(model.num_classes)[targets]
     bounds = zbox_bounds(spec)

@@ -29,9 +29,13 @@ class Progress:
         self.start = self._last = time.monotonic()
         self.note = ""
 
-    def update(self, count: int, note: str | None = None) -> None:
-        """Add ``count`` finished units (and replace the note shown after the ETA, e.g. the loss)."""
-        self.count += count
+    def update(self, count: int, note: str | None = None, *, skipped: bool = False) -> None:
+        """Add ``count`` finished units (and replace the note shown after the ETA, e.g. the loss); ``skipped``:
+        units found already done (a resumed grid's finished models), shown like ``done``, not in the rate."""
+        if skipped:
+            self.done += count
+        else:
+            self.count += count
         self.note = self.note if note is None else note
         now = time.monotonic()
         if now - self._last >= self.every or self.done + self.count >= self.total:
@@ -40,9 +44,9 @@ class Progress:
             self.stream.flush()
 
     def line(self, now: float | None = None) -> str:
-        elapsed = max((now or time.monotonic()) - self.start, 1e-9)
-        rate = self.count / elapsed
-        eta = (self.total - self.done - self.count) / rate if rate > 0 else float("nan")
+        elapsed = max((time.monotonic() if now is None else now) - self.start, 1e-9)
+        rate, left = self.count / elapsed, self.total - self.done - self.count
+        eta = 0.0 if left <= 0 else left / rate if rate > 0 else float("nan")
         eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if np.isfinite(eta) else "--:--:--"
         note = f"  {self.note}" if self.note else ""
         return (f"{self.label} {self.done + self.count}/{self.total} {self.unit}  {rate:.1f} {self.unit}/s  "
@@ -67,12 +71,16 @@ def stream_for(log: Callable[[str], None]) -> TextIO | LogStream:
 
 
 def track(items: Iterable[Item], total: int, *, log: Callable[[str], None], label: str, unit: str,
-          note: Callable[[Item], str] = str, every: float = 30.0) -> Iterator[Item]:
-    """``items`` one by one, with a :class:`Progress` line after each (its note names the item just done)."""
+          note: Callable[[Item], str] = str, every: float = 30.0,
+          finished: Callable[[Item], bool] | None = None) -> Iterator[Item]:
+    """``items`` one by one, with a :class:`Progress` line after each (its note names the item just done).
+    ``finished(item)``, asked before the item is handed out: true for an item already done (a resumed job
+    skips it), which is counted but kept out of the rate and the ETA."""
     progress = Progress(total, stream=stream_for(log), label=label, unit=unit, every=every)
     for item in items:
+        skipped = finished is not None and finished(item)
         yield item
-        progress.update(1, note(item))
+        progress.update(1, note(item), skipped=skipped)
     progress.close()
 
 

@@ -31,6 +31,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from lrpjax.core.models import VGG, ResNet
+from lrpjax.core.models.graph import draw_kernel
 from lrpjax.data.pipeline import eval_batches, hide_accelerators_from_tensorflow, prefetch_to_device, train_batches
 from lrpjax.data.sources import Split
 from lrpjax.io import checkpoints
@@ -106,6 +107,8 @@ class TrainConfig:
                              f"{self.weight_decay!r} and warmup_steps={self.warmup_steps!r} >= 0")
         if self.base is None and self.preprocessing is None:
             raise ValueError("preprocessing is required when there is no base checkpoint")
+        if self.base is None:
+            scratch_model(self.model, 1)  # a bad depth, width or layout is named now, not after the data are built
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -180,12 +183,13 @@ def build_optimizer(config: TrainConfig, params: Mapping[str, Any],
     return optax.multi_transform({"train": inner, "frozen": optax.set_to_zero()}, labels)
 
 
-def new_head(params: Mapping[str, Any], num_classes: int, key: jax.Array, head: str = "fc8") -> dict[str, Any]:
+def new_head(params: Mapping[str, Any], num_classes: int, seed: int, head: str = "fc8") -> dict[str, Any]:
     """``params`` with ``head`` (a VGG's ``fc8``, a ResNet's ``fc``) replaced by ``num_classes`` outputs:
-    N(0, 0.01) kernel (as VGG's init), zero bias."""
+    N(0, 0.01) kernel (as VGG's init; drawn on the host from ``seed``, :func:`lrpjax.core.models.graph.draw_kernel`),
+    zero bias."""
     hidden, dtype = params[head]["kernel"].shape[0], params[head]["kernel"].dtype
-    kernel = 0.01 * jax.random.normal(key, (hidden, num_classes), jnp.float32)
-    return {**params, head: {"kernel": kernel.astype(dtype), "bias": jnp.zeros((num_classes,), dtype)}}
+    kernel = draw_kernel(np.random.default_rng(seed), "dense", (hidden, num_classes))
+    return {**params, head: {"kernel": jnp.asarray(kernel, dtype), "bias": jnp.zeros((num_classes,), dtype)}}
 
 
 def random_variables(model: VGG, seed: int) -> dict[str, Any]:
@@ -197,14 +201,8 @@ def random_variables(model: VGG, seed: int) -> dict[str, Any]:
 
     def draw(path, spec):
         kind, shape = path[-1].key, spec.shape
-        if kind == "kernel" and len(shape) == 4:
-            std = np.sqrt(2.0 / (shape[0] * shape[1] * shape[3])) / 0.87962566103423978
-            z = rng.standard_normal(shape)
-            while np.any(outside := np.abs(z) > 2):
-                z[outside] = rng.standard_normal(int(outside.sum()))
-            value = std * z
-        elif kind == "kernel":
-            value = 0.01 * rng.standard_normal(shape)
+        if kind == "kernel":
+            value = draw_kernel(rng, "conv" if len(shape) == 4 else "dense", shape)
         else:
             value = np.ones(shape) if kind in ("scale", "var") else np.zeros(shape)
         return jnp.asarray(value, spec.dtype)
@@ -212,16 +210,29 @@ def random_variables(model: VGG, seed: int) -> dict[str, Any]:
     return jax.tree_util.tree_map_with_path(draw, abstract)
 
 
-def initial_variables(config: TrainConfig, num_classes: int) -> tuple[VGG, dict[str, Any], dict[str, Any]]:
+def scratch_model(fields: Mapping[str, Any], num_classes: int) -> VGG | ResNet:
+    """The network a run without a base initialises: ``fields`` (a ``TrainConfig.model``; ``family`` ``"vgg"``
+    unless given, depth the family's default: VGG-16, ResNet-50) with ``num_classes`` outputs.
+
+    Raises:
+      ValueError: an unknown family or field, a missing one, or a depth, width or layout the family has not.
+    """
+    family = checkpoints.FAMILIES.get(fields.get("family", "vgg"), (VGG,))[0]
+    model = checkpoints.model_from_config({"depth": family.depth, **fields, "num_classes": num_classes})
+    _ = model.layers  # builds the graph description: where depth, width and layout are checked
+    return model
+
+
+def initial_variables(config: TrainConfig, num_classes: int) -> tuple[VGG | ResNet, dict[str, Any], dict[str, Any]]:
     """``(model, variables, base metadata)``: the base's layers with a new head, or a random initialisation,
     both drawn from ``config.seed``."""
     if config.base is None:
-        model = checkpoints.model_from_config({"depth": 16, **config.model, "num_classes": num_classes})
+        model = scratch_model(config.model, num_classes)
         return model, random_variables(model, config.seed), {}
     base_model, base_variables, metadata = checkpoints.load(config.base)
     fields = {**checkpoints.model_config(base_model), **config.model, "num_classes": num_classes}
     model = checkpoints.model_from_config(fields)
-    head = new_head(base_variables["params"], num_classes, jax.random.key(config.seed), model.layers[-1].name)
+    head = new_head(base_variables["params"], num_classes, config.seed, model.layers[-1].name)
     return model, {**base_variables, "params": head}, metadata
 
 
