@@ -1,7 +1,7 @@
 """lrpjax: layer-wise relevance propagation for Flax VGG and ResNet networks, hand-written and jit-compiled."""
 
 from lrpjax import attribution, composites, rules, stabilizers
-from lrpjax.attribution import gradient_x_input, integrated_gradients, smoothgrad
+from lrpjax.attribution import gradient_x_input, integrated_gradients, occlusion, smoothgrad
 from lrpjax.composites import Composite
 from lrpjax.diagnostics import Conservation, conservation
 from lrpjax.engine import Explanation, explain, explain_full, sum_channels
@@ -59,6 +59,7 @@ __all__ = [
     "explain_full",
     "gradient_x_input",
     "integrated_gradients",
+    "occlusion",
     "resnet18",
     "resnet34",
     "resnet50",
