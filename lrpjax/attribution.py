@@ -211,7 +211,7 @@ def _compiled_occlusion(model: VGG, mode: str, chunk: int):
 
 
 def occlusion(model: VGG, variables: Any, images: Array, targets: Targets, *, window: Any = 8, stride: Any = 8,
-              mode: str = "keep", fill: Array | float = 0.0, chunk: int = 16) -> Array:
+              mode: str = "keep", fill: Array | float = 0.0, output: str = "logit", chunk: int = 16) -> Array:
     r"""Occlusion, Zennit 0.5.1's ``Occlusion`` (Zeiler & Fergus 2014), ``[B, H, W, C]``:
     :math:`R_p = \sum_{w \ni p} s_w` over the windows :math:`w` (:func:`occlusion_windows`) that cover pixel
     :math:`p` (every channel alike), with the window's mask :math:`M_w` and fill :math:`\bar x`:
@@ -223,7 +223,12 @@ def occlusion(model: VGG, variables: Any, images: Array, targets: Targets, *, wi
     - ``"drop"`` (the drop of the target logit when the window is occluded, Zeiler & Fergus's reading; positive
       where the window supports class :math:`t`): :math:`s_w = f_t(x) - f_t((1 - M_w) \odot x + M_w \odot \bar x)`.
 
-    With window = stride (the default) the windows tile the image and each pixel carries its window's score.
+    :math:`f_t` is the target logit :math:`z_t` (``output="logit"``) or its contrast to the other classes,
+    :math:`z_t - \frac{1}{K-1} \sum_{k \ne t} z_k` (``"contrast"``, the sum of
+    :func:`lrpjax.targets.contrast_relevance`; for two classes the log-odds, which alone decide the
+    probabilities: occluding a window may move every logit alike, which the logit's drop counts and the
+    contrast's does not). With window = stride (the default) the windows tile the image and each pixel carries
+    its window's score.
     The windows are evaluated ``chunk`` at a time, each chunk one forward pass of ``chunk`` x B images.
 
     Args:
@@ -232,16 +237,23 @@ def occlusion(model: VGG, variables: Any, images: Array, targets: Targets, *, wi
         windows span every channel (Zennit's ``int`` window when it is at least the number of channels).
       mode: ``"keep"``, ``"remove"`` or ``"drop"``.
       fill: :math:`\bar x`, broadcastable to the images (Zennit's default ``torch.zeros_like``: 0).
+      output: ``"logit"`` or ``"contrast"``.
       chunk: windows per forward pass (memory grows with ``chunk`` x B).
 
     Raises:
-      ValueError: a bad window, stride, mode, chunk or fill, bad images or targets.
+      ValueError: a bad window, stride, mode, output, chunk or fill, bad images or targets.
     """
     if mode not in OCCLUSION_MODES:
         raise ValueError(f"mode={mode!r} is unknown; choose one of {OCCLUSION_MODES}")
+    if output not in ("logit", "contrast"):
+        raise ValueError(f"output={output!r} is unknown; choose 'logit' or 'contrast'")
+    if output == "contrast" and model.num_classes < 2:
+        raise ValueError(f"output='contrast' needs at least 2 classes, the model has {model.num_classes}")
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk={chunk!r} must be a positive integer")
     variables, images, one_hot = _prepare(model, variables, images, targets)
+    if output == "contrast":
+        one_hot = one_hot - (1 - one_hot) / (model.num_classes - 1)
     windows = occlusion_windows(images.shape[1], images.shape[2], window, stride)
     try:
         fill = jnp.broadcast_to(jnp.asarray(fill, images.dtype), images.shape)

@@ -121,6 +121,12 @@ def test_occlusion_matches_zennit(setup):
     want = zennit_occlusion(net, images, targets, drop, window=8, stride=8, occlusion_fn=fill)
     got = attribution.occlusion(model, variables, images, targets, mode="drop", fill=0.3)
     assert relative(got, want) < 1e-10
+    # the contrast z_t - mean of the other logits
+    weights = one_hot - (1 - one_hot) / (K - 1)
+    want = zennit_occlusion(net, images, targets, lambda out: (reference - out) * weights, window=8, stride=8,
+                            occlusion_fn=fill)
+    got = attribution.occlusion(model, variables, images, targets, mode="drop", fill=0.3, output="contrast")
+    assert relative(got, want) < 1e-10
 
 
 class OnePixel:
@@ -166,3 +172,5 @@ def test_bad_input(setup):
         attribution.occlusion(model, variables, images, targets, mode="outside")
     with pytest.raises(ValueError, match="fill"):
         attribution.occlusion(model, variables, images, targets, fill=np.zeros(5))
+    with pytest.raises(ValueError, match="output='odds'"):
+        attribution.occlusion(model, variables, images, targets, output="odds")
