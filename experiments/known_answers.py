@@ -115,8 +115,10 @@ def _stderr(line: str) -> None:
 
 class Answer(NamedTuple):
     """One answer: what is measured, the expectation, the measured value, whether it is met, and its ``kind``:
-    ``known`` (follows from the planted data and the models' decisions alone) or ``map`` (holds only if each
-    model's maps carry its own evidence and nothing else; see the module docstring)."""
+    ``known`` (follows from the planted data and the models' decisions alone), ``premise`` (what the models rely
+    on), ``map`` (holds only if each model's maps carry its own evidence and nothing else; see the module
+    docstring), ``control``, or the name of a ``controls.cross`` method (``occlusion``: answers 1-5 again with
+    each model's occlusion maps)."""
 
     quantity: str
     expected: str
@@ -407,6 +409,8 @@ _INTRO = ("The planted cues decide each task, so these numbers are predicted bef
           "decisions; kind `premise`: the models' log-odds do not move with the other, unused mark (measured by "
           "swapping its colour); kind `map`: holds only if each model's map ranks the pixels the model does not use "
           "no earlier than random order; kind `control`: what maps without model-specific knowledge score (not "
-          "asserted). "
+          "asserted); kind `occlusion`: the region, own-map and `map` answers again with each model's occlusion "
+          "maps (the drop of its log-odds when a window is set to the mean), which carry only what the model "
+          "responds to. "
           f"\"Near x\": the 95% bootstrap interval lies within x ± {DELTA}; region shares: the interval's "
           f"lower end at least {ENRICHMENT:.0f}× the region's area share.")

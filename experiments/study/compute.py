@@ -28,6 +28,7 @@ from lrpjax.targets import MODES
 METRICS = ("accuracy", "logit", "probability")
 MODEL_CONTROLS = ("randomised model", "gradient × input", "SmoothGrad", "Integrated Gradients", "occlusion")
 CONTROLS = analysis.MODEL_FREE + MODEL_CONTROLS  # every control source of maps, in report order
+DEFAULT_CONTROLS = CONTROLS[:-1]  # occlusion (a forward pass per window) only where a config names it
 
 
 def _batches(count: int, batch_size: int) -> list[slice]:
@@ -88,7 +89,7 @@ def _heat_batches(x: np.ndarray, targets: np.ndarray, batch_size: int, explain: 
 
 def control_maps(model: grid_models.GridModel, image_set: ImageSet, composite: str, *, predictions: np.ndarray,
                  batch_size: int, options: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The model-based controls of :data:`MODEL_CONTROLS` that ``options["methods"]`` names (default all),
+    """The model-based controls of :data:`MODEL_CONTROLS` that :func:`control_methods` chooses,
     ``[N, H, W]`` each, for the class each model predicted (``predictions``): ``composite``'s LRP maps of a copy of
     the model with every layer re-initialised (cascading from fc8 to conv1_1), gradient x input, SmoothGrad and
     Integrated Gradients of the model (:mod:`lrpjax.attribution`; Zennit's defaults unless ``options`` say
@@ -126,13 +127,13 @@ def control_maps(model: grid_models.GridModel, image_set: ImageSet, composite: s
 
 
 def control_methods(options: Mapping[str, Any], among: Sequence[str] = CONTROLS) -> list[str]:
-    """The controls of ``among`` that ``options["methods"]`` names (default: all of :data:`CONTROLS`), in
-    :data:`CONTROLS` order.
+    """The controls of ``among`` that ``options["methods"]`` (default :data:`DEFAULT_CONTROLS`, all but occlusion)
+    or ``options["cross"]`` name, in :data:`CONTROLS` order.
 
     Raises:
       ValueError: a name that is not a control.
     """
-    wanted = list(options.get("methods", CONTROLS))
+    wanted = [*options.get("methods", DEFAULT_CONTROLS), *options.get("cross", ())]
     unknown = [m for m in wanted if m not in CONTROLS]
     if unknown:
         raise ValueError(f"controls.methods names {unknown}; the controls are {list(CONTROLS)}")
