@@ -57,6 +57,32 @@ on it: a high s between models is no evidence of shared reliance unless the maps
 maps are not (gamma and z+ layers favour strongly activated inputs whatever the layers above use, Sixt et al.
 2020).
 
+**With occlusion maps** (kind ``occlusion``; :func:`lrpjax.occlusion`, ``mode="drop"``: the drop of the
+predicted class's log-odds when an 8x8 window is set to 0, the training mean, windows 4 apart; each model's maps
+mask every model as the sources ``"occlusion of A"``, each score normalised by the target's own occlusion margin).
+Measured on the same 9 models, ``agreeing`` set only, occlusion the only control (:func:`run_planted` on
+``configs/study_planted.py`` with ``image_sets`` cut to ``agreeing`` and ``controls = {"methods": ["occlusion"],
+"occlusion_window": 8, "occlusion_stride": 4, "cross": ["occlusion"], "seed": 0}``; 1396 s for the study on the
+loaded 2 cores, the grid trained before it in about 8 min). This
+training reproduces the LRP rows above to the third decimal (s(mouth_i → mouth_j) 0.769 [0.705, 0.814]). Occlusion
+leaves the other mark alone where LRP does not: the own-cue region minus the other cue's is 0.028 [0.017, 0.040]
+(eye models; LRP -0.021 [-0.030, -0.012]) and 0.128 [0.117, 0.139] (mouth; LRP 0.102), and the first patch of the
+other cue's region comes 13th-94th of 256 (median over images; LRP 2nd-3rd, 12th for one mouth model). But it does
+not give the known answers either: 15 of 25 met. Met: own margins 8 of 9 (either/s0 -0.006 [-0.019, 0.000]),
+s(eye_i → eye_j) 1.000 [1.000, 1.000], the either → mouth asymmetry 0.259 [0.111, 0.408] (LRP -0.003), the
+regions except either's. Not met: s(mouth_i → mouth_j) 0.233 [0.077, 0.359], s(either_i → either_j) 0.618
+[0.409, 0.849], s(eye → mouth) 0.412 [0.342, 0.468], s(mouth → eye) -0.156 [-0.383, 0.022] (its point near 0, its
+interval wider than ± 0.25), s(either → eye) 0.670, the either → eye asymmetry -0.241 [-0.474, -0.030],
+s(either → mouth) 0.315. The reason is in the maps again, on the other side: several models' occlusion maps do
+not rank their own cue first (first own-cue patch 14th for eye/s0 and eye/s2, 18th-26th for mouth/s0 and s2,
+13th-64th for either/s0 and s2): an 8x8 mean-grey square elsewhere on the face moves the log-odds as much as one
+on the mark (an image the models never saw), so another seed's occlusion order reaches the mark late. Own margins
+survive this (the cue is still masked within the first fraction step), transfers do not. So neither LRP maps
+(not specific: they light up the unused mark) nor mean-fill occlusion maps (specific to the mark but not
+selective for it) make the ``map`` answers come out; the measurement itself (ROAD masking, margins, ratio of
+means, bootstrap) gives the answers its maps imply: s near 1 where the two maps rank the target's cue first
+(s(eye_i → eye_j) with both methods), near 0 only where the source's map ranks the target's cue late.
+
 **Which output is explained.** The study explains the predicted logit :math:`z_c`. For these two-class models
 the class probability that masking tracks is decided by the log-odds :math:`z_c - z_{k \ne c}`, which
 ``relevance.target = "contrast"`` explains (:func:`lrpjax.targets.contrast_relevance`; the rules are linear in
