@@ -83,6 +83,16 @@ selective for it) make the ``map`` answers come out; the measurement itself (ROA
 means, bootstrap) gives the answers its maps imply: s near 1 where the two maps rank the target's cue first
 (s(eye_i → eye_j) with both methods), near 0 only where the source's map ranks the target's cue late.
 
+**Training reproducibility.** Training is bit-reproducible on this CPU: the small grid (``grid_planted.py:test``,
+4 models) trained three times in plain processes gave bit-equal parameters, and the full grid trained again gave
+the LRP rows above to the third decimal (the same numbers as the run before it). Trained under the tests'
+settings (``tests/conftest.py``: ``jax_enable_x64`` and ``JAX_THREEFRY_PARTITIONABLE=false``, which change the
+optimizer's arithmetic and the dropout draws), the same config gives other weights (max |Δ| 1.5-2.0 on
+parameters up to 3-6) and other answers (small version, s(eye_i → eye_j): 0.873 [0.826, 0.914] under pytest,
+0.848 [0.745, 0.921] in a plain process). So the 0.999 of an earlier training against 0.78 now for
+s(mouth_i → mouth_j) comes from different trainings (the training code changed between them), not from
+nondeterminism: different weights, whose LRP maps split relevance between the marks differently.
+
 **Which output is explained.** The study explains the predicted logit :math:`z_c`. For these two-class models
 the class probability that masking tracks is decided by the log-odds :math:`z_c - z_{k \ne c}`, which
 ``relevance.target = "contrast"`` explains (:func:`lrpjax.targets.contrast_relevance`; the rules are linear in
