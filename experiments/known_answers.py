@@ -57,6 +57,42 @@ on it: a high s between models is no evidence of shared reliance unless the maps
 maps are not (gamma and z+ layers favour strongly activated inputs whatever the layers above use, Sixt et al.
 2020).
 
+**With occlusion maps** (kind ``occlusion``; :func:`lrpjax.occlusion`, ``mode="drop"``: the drop of the
+predicted class's log-odds when an 8x8 window is set to 0, the training mean, windows 4 apart; each model's maps
+mask every model as the sources ``"occlusion of A"``, each score normalised by the target's own occlusion margin).
+Measured on the same 9 models, ``agreeing`` set only, occlusion the only control (:func:`run_planted` on
+``configs/study_planted.py`` with ``image_sets`` cut to ``agreeing`` and ``controls = {"methods": ["occlusion"],
+"occlusion_window": 8, "occlusion_stride": 4, "cross": ["occlusion"], "seed": 0}``; 1396 s for the study on the
+loaded 2 cores, the grid trained before it in about 8 min). This
+training reproduces the LRP rows above to the third decimal (s(mouth_i → mouth_j) 0.769 [0.705, 0.814]). Occlusion
+leaves the other mark alone where LRP does not: the own-cue region minus the other cue's is 0.028 [0.017, 0.040]
+(eye models; LRP -0.021 [-0.030, -0.012]) and 0.128 [0.117, 0.139] (mouth; LRP 0.102), and the first patch of the
+other cue's region comes 13th-94th of 256 (median over images; LRP 2nd-3rd, 12th for one mouth model). But it does
+not give the known answers either: 15 of 25 met. Met: own margins 8 of 9 (either/s0 -0.006 [-0.019, 0.000]),
+s(eye_i → eye_j) 1.000 [1.000, 1.000], the either → mouth asymmetry 0.259 [0.111, 0.408] (LRP -0.003), the
+regions except either's. Not met: s(mouth_i → mouth_j) 0.233 [0.077, 0.359], s(either_i → either_j) 0.618
+[0.409, 0.849], s(eye → mouth) 0.412 [0.342, 0.468], s(mouth → eye) -0.156 [-0.383, 0.022] (its point near 0, its
+interval wider than ± 0.25), s(either → eye) 0.670, the either → eye asymmetry -0.241 [-0.474, -0.030],
+s(either → mouth) 0.315. The reason is in the maps again, on the other side: several models' occlusion maps do
+not rank their own cue first (first own-cue patch 14th for eye/s0 and eye/s2, 18th-26th for mouth/s0 and s2,
+13th-64th for either/s0 and s2): an 8x8 mean-grey square elsewhere on the face moves the log-odds as much as one
+on the mark (an image the models never saw), so another seed's occlusion order reaches the mark late. Own margins
+survive this (the cue is still masked within the first fraction step), transfers do not. So neither LRP maps
+(not specific: they light up the unused mark) nor mean-fill occlusion maps (specific to the mark but not
+selective for it) make the ``map`` answers come out; the measurement itself (ROAD masking, margins, ratio of
+means, bootstrap) gives the answers its maps imply: s near 1 where the two maps rank the target's cue first
+(s(eye_i → eye_j) with both methods), near 0 only where the source's map ranks the target's cue late.
+
+**Training reproducibility.** Training is bit-reproducible on this CPU: the small grid (``grid_planted.py:test``,
+4 models) trained three times in plain processes gave bit-equal parameters, and the full grid trained again gave
+the LRP rows above to the third decimal (the same numbers as the run before it). Trained under the tests'
+settings (``tests/conftest.py``: ``jax_enable_x64`` and ``JAX_THREEFRY_PARTITIONABLE=false``, which change the
+optimizer's arithmetic and the dropout draws), the same config gives other weights (max |Δ| 1.5-2.0 on
+parameters up to 3-6) and other answers (small version, s(eye_i → eye_j): 0.873 [0.826, 0.914] under pytest,
+0.848 [0.745, 0.921] in a plain process). So the 0.999 of an earlier training against 0.78 now for
+s(mouth_i → mouth_j) comes from different trainings (the training code changed between them), not from
+nondeterminism: different weights, whose LRP maps split relevance between the marks differently.
+
 **Which output is explained.** The study explains the predicted logit :math:`z_c`. For these two-class models
 the class probability that masking tracks is decided by the log-odds :math:`z_c - z_{k \ne c}`, which
 ``relevance.target = "contrast"`` explains (:func:`lrpjax.core.targets.contrast_relevance`; the rules are linear in
@@ -116,8 +152,10 @@ def _stderr(line: str) -> None:
 
 class Answer(NamedTuple):
     """One answer: what is measured, the expectation, the measured value, whether it is met, and its ``kind``:
-    ``known`` (follows from the planted data and the models' decisions alone) or ``map`` (holds only if each
-    model's maps carry its own evidence and nothing else; see the module docstring)."""
+    ``known`` (follows from the planted data and the models' decisions alone), ``premise`` (what the models rely
+    on), ``map`` (holds only if each model's maps carry its own evidence and nothing else; see the module
+    docstring), ``control``, or the name of a ``controls.cross`` method (``occlusion``: answers 1-5 again with
+    each model's occlusion maps)."""
 
     quantity: str
     expected: str
@@ -149,17 +187,20 @@ def task_of(name: str) -> str:
     return name.split("/")[1]
 
 
-def pooled_score(scores: analysis.GeneralizationScores, pairs: Sequence[tuple[str, str]], confidence: float
-                 ) -> tuple[list[float], np.ndarray]:
+def pooled_score(scores: analysis.GeneralizationScores, pairs: Sequence[tuple[str, str]], confidence: float,
+                 own: Sequence[str] | None = None) -> tuple[list[float], np.ndarray]:
     r"""The score of ``pairs`` (source, target) as a ratio of means, as :func:`lrpjax.analysis.group_scores` pools a
-    relation, :math:`s_P = \sum_{(A,B)\in P} m_{A\to B} / \sum_{(A,B)\in P} m_{B\to B}`: ``[s, low, high]`` (the
-    bootstrap interval over images, containing ``s``) and its replicates ``[n_boot]``."""
+    relation, :math:`s_P = \sum_{(A,B)\in P} m_{A\to B} / \sum_{(A,B)\in P} m_{o(B)\to B}`: ``[s, low, high]``
+    (the bootstrap interval over images, containing ``s``) and its replicates ``[n_boot]``. The denominator's
+    source :math:`o(B)` is the target itself (its own maps) unless ``own`` names one per pair (e.g. the target's
+    occlusion maps, ``"occlusion of B"``)."""
     rows = np.array([scores.sources.index(a) for a, _ in pairs])
     cols = np.array([scores.targets.index(b) for _, b in pairs])
-    own = np.diagonal(scores.margin_replicates[:, : len(scores.targets)], axis1=1, axis2=2)  # [K, T]
+    base = cols if own is None else np.array([scores.sources.index(o) for o in own])
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = scores.margin[rows, cols].sum() / scores.own_margin[cols].sum()
-        replicates = scores.margin_replicates[:, rows, cols].sum(axis=1) / own[:, cols].sum(axis=1)
+        value = scores.margin[rows, cols].sum() / scores.margin[base, cols].sum()
+        replicates = (scores.margin_replicates[:, rows, cols].sum(axis=1)
+                      / scores.margin_replicates[:, base, cols].sum(axis=1))
     low, high = stats.bootstrap_interval(value, replicates, confidence=confidence)
     return [float(value), float(low), float(high)], replicates
 
@@ -178,61 +219,78 @@ def _pairs(models: Sequence[str], source_task: str, target_task: str) -> list[tu
 
 
 def generalization_answers(aucs: analysis.CrossAUCs, statistics: Mapping[str, Any], *, same_task: Sequence[str],
-                           other_cue: Sequence[tuple[str, str]], either: Sequence[str]) -> list[Answer]:
+                           other_cue: Sequence[tuple[str, str]], either: Sequence[str], method: str | None = None
+                           ) -> list[Answer]:
     """Answers 2-5 on one image set: own margins of every target (above
     :data:`lrpjax.analysis.RELIABILITY_FLOOR`), s(A_i → A_j) for each task in ``same_task`` with two models or
-    more, s between the tasks of each ``other_cue`` pair, and the asymmetry of ``either`` against the others."""
+    more, s between the tasks of each ``other_cue`` pair, and the asymmetry of ``either`` against the others.
+
+    ``method=None``: the models' own (LRP) maps, and the controls; ``method="occlusion"``: every answer again with
+    each model's maps of that method (the sources ``"occlusion of A"`` of ``controls.cross``), each score
+    normalised by the target's own margin under the same method's maps; kind ``occlusion``."""
     confidence = statistics["confidence"]
     scores = analysis.generalization_scores(aucs, n_boot=statistics["n_boot"], confidence=confidence,
                                             seed=statistics["seed"])
     floor = analysis.RELIABILITY_FLOOR
-    out = []
-    for k, target in enumerate(aucs.targets):
-        values = [scores.margin[k, k], scores.margin_low[k, k], scores.margin_high[k, k]]
-        out.append(Answer(f"own margin AUC_random − AUC_MoRF, {target}", f"> {floor} (reliability floor)",
-                          _text(values), bool(values[1] > floor)))
     models = list(aucs.targets)
+    source = (lambda m: m) if method is None else (lambda m: f"{method} of {m}")
+
+    def score(pairs: Sequence[tuple[str, str]]) -> tuple[list[float], np.ndarray]:
+        return pooled_score(scores, [(source(a), b) for a, b in pairs], confidence, [source(b) for _, b in pairs])
+
+    def kind(plain: str) -> str:
+        return plain if method is None else method
+
+    out = []
+    for k, target in enumerate(models):
+        s = scores.sources.index(source(target))
+        values = [scores.margin[s, k], scores.margin_low[s, k], scores.margin_high[s, k]]
+        out.append(Answer(f"own margin AUC_random − AUC_MoRF, {target}", f"> {floor} (reliability floor)",
+                          _text(values), bool(values[1] > floor), kind("known")))
     for task in same_task:
         pairs = _pairs(models, task, task)
         if pairs:
-            values, _ = pooled_score(scores, pairs, confidence)
+            values, _ = score(pairs)
             # two marks: another seed's map must rank both first, which only specific maps do
             out.append(Answer(f"s({task}_i → {task}_j), other seed ({len(pairs)} pairs)", f"1 ± {DELTA}",
-                              _text(values), _near(values, 1.0), "map" if task in either else "known"))
+                              _text(values), _near(values, 1.0), kind("map" if task in either else "known")))
     for first, second in other_cue:
         for a_task, b_task in ((first, second), (second, first)):
             pairs = _pairs(models, a_task, b_task)
-            values, _ = pooled_score(scores, pairs, confidence)
+            values, _ = score(pairs)
             out.append(Answer(f"s({a_task} → {b_task}) ({len(pairs)} pairs)", f"0 ± {DELTA}", _text(values),
-                              _near(values, 0.0), "map"))
-    for control in [c for c in CONTROLS if c in aucs.sources]:
+                              _near(values, 0.0), kind("map")))
+    for control in [c for c in CONTROLS if c in aucs.sources and method is None]:
         values, _ = pooled_score(scores, [(control, t) for t in models], confidence)
         out.append(Answer(f"s({control} → every model)", f"0 ± {DELTA}", _text(values), _near(values, 0.0),
                           "control"))
     for task in either:
         for other in sorted({task_of(m) for m in models} - {task}):
             forward = _pairs(models, task, other)
-            there, there_boot = pooled_score(scores, forward, confidence)
-            back, back_boot = pooled_score(scores, [(b, a) for a, b in forward], confidence)
+            there, there_boot = score(forward)
+            back, back_boot = score([(b, a) for a, b in forward])
             # either cue suffices, so the model may rely on one of them: its maps need not cover the other's cue
-            out.append(Answer(f"s({task} → {other})", f"1 ± {DELTA}", _text(there), _near(there, 1.0), "map"))
+            out.append(Answer(f"s({task} → {other})", f"1 ± {DELTA}", _text(there), _near(there, 1.0), kind("map")))
             out.append(Answer(f"s({other} → {task})", f"< s({task} → {other})", _text(back), back[0] < there[0],
-                              "map"))
+                              kind("map")))
             low, high = stats.bootstrap_interval(there[0] - back[0], there_boot - back_boot, confidence=confidence)
             values = [there[0] - back[0], float(low), float(high)]
             out.append(Answer(f"asymmetry s({task} → {other}) − s({other} → {task}) ({len(forward)} pairs)", "> 0",
-                              _text(values), bool(values[1] > 0), "map"))
+                              _text(values), bool(values[1] > 0), kind("map")))
     return out
 
 
-def region_answers(workdir: str, image_set: str, statistics: Mapping[str, Any]) -> list[Answer]:
+def region_answers(workdir: str, image_set: str, statistics: Mapping[str, Any], method: str | None = None
+                   ) -> list[Answer]:
     """Answer 1: each task's share of positive relevance on its cue's region (seeds averaged per image) against
-    the region's area share."""
+    the region's area share; of the models' (first composite's) LRP maps, or (``method``, kind ``method``) of
+    their maps by that control method (the study's ``controls_SET`` stage)."""
     stages = os.path.join(workdir, "stages")
     partitions = load_arrays(os.path.join(stages, f"images_{image_set}.npz"))["partitions"]
-    folder = os.path.join(stages, f"relevance_{image_set}")
-    heats = {f[:-4]: load_arrays(os.path.join(folder, f))["heat"][0] for f in sorted(os.listdir(folder))
-             if f.endswith(".npz")}
+    folder = os.path.join(stages, f"relevance_{image_set}" if method is None else f"controls_{image_set}")
+    heats = {f[:-4]: (load_arrays(os.path.join(folder, f))["heat"][0] if method is None
+                      else load_arrays(os.path.join(folder, f))[method])
+             for f in sorted(os.listdir(folder)) if f.endswith(".npz")}
     weights = stats.bootstrap_weights(partitions.shape[0], n_boot=statistics["n_boot"], seed=statistics["seed"])
     areas = analysis.region_areas(partitions)
     out = []
@@ -247,7 +305,7 @@ def region_answers(workdir: str, image_set: str, statistics: Mapping[str, Any]) 
         values = [float(share.mean()), float(low), float(high)]
         out.append(Answer(f"share of relevance on {' + '.join(regions)}, {task} ({len(chosen)} models)",
                           f"≥ {ENRICHMENT:.0f} × area {area:.4f} = {ENRICHMENT * area:.3f}, interval above the area",
-                          _text(values), values[0] >= ENRICHMENT * area and values[1] > area))
+                          _text(values), values[0] >= ENRICHMENT * area and values[1] > area, method or "known"))
         other = {"eye": "mouth", "mouth": "eyes"}.get(task)
         if other is not None:
             k = analysis.SHARE_REGIONS.index(other)
@@ -256,7 +314,7 @@ def region_answers(workdir: str, image_set: str, statistics: Mapping[str, Any]) 
                                                  confidence=statistics["confidence"])
             values = [float((share - rest).mean()), float(low), float(high)]
             out.append(Answer(f"share on {regions[0]} − share on {other} (the other cue), {task}", "> 0",
-                              _text(values), values[1] > 0, "map"))
+                              _text(values), values[1] > 0, method or "map"))
     return out
 
 
@@ -325,18 +383,25 @@ def reliance_answers(models: Sequence[grid_models.GridModel], planted_options: M
 def planted_answers(workdir: str, config: Mapping[str, Any]) -> list[Answer]:
     """Every known answer of a finished planted study in ``workdir`` (its config: ``config``): the region shares on
     the regions' image set, then answers 2-5 on each generalization set for the tasks shown it (s(A_i → A_j) for
-    tasks with two seeds or more, s between ``eye`` and ``mouth``, the asymmetry of ``either`` to each)."""
+    tasks with two seeds or more, s between ``eye`` and ``mouth``, the asymmetry of ``either`` to each); then the
+    same with each model's maps by every method of ``controls.cross`` (kind named after the method)."""
     statistics = config["statistics"]
-    answers = region_answers(workdir, config["regions"]["image_set"], statistics)
-    for name, spec in config["image_sets"].items():
-        if not spec.get("generalization"):
-            continue
-        aucs = load_cross(workdir, name)
-        tasks = sorted({task_of(t) for t in aucs.targets})
-        cue_pairs = [("eye", "mouth")] if {"eye", "mouth"} <= set(tasks) else []
-        found = generalization_answers(aucs, statistics, same_task=tasks, other_cue=cue_pairs,
-                                       either=[t for t in tasks if t == "either"])
-        answers += [a._replace(quantity=f"{name}: {a.quantity}") for a in found]
+    methods = [None, *(config.get("controls") or {}).get("cross", ())]
+    answers = []
+    for method in methods:
+        found = region_answers(workdir, config["regions"]["image_set"], statistics, method)
+        answers += [a._replace(quantity=f"{method} maps: {a.quantity}") if method else a for a in found]
+    for method in methods:
+        for name, spec in config["image_sets"].items():
+            if not spec.get("generalization"):
+                continue
+            aucs = load_cross(workdir, name)
+            tasks = sorted({task_of(t) for t in aucs.targets})
+            cue_pairs = [("eye", "mouth")] if {"eye", "mouth"} <= set(tasks) else []
+            found = generalization_answers(aucs, statistics, same_task=tasks, other_cue=cue_pairs,
+                                           either=[t for t in tasks if t == "either"], method=method)
+            prefix = f"{method} maps, {name}" if method else name
+            answers += [a._replace(quantity=f"{prefix}: {a.quantity}") for a in found]
     return answers
 
 
@@ -345,8 +410,10 @@ def answers_table(answers: Sequence[Answer]) -> list[str]:
     lines = ["| quantity | kind | expected | measured [95% CI] | met |", "|---|---|---|---|---|"]
     lines += [f"| {a.quantity} | {a.kind} | {a.expected} | {a.measured} | {'yes' if a.met else '**no**'} |"
               for a in answers]
+    kinds = ["known", "premise", "map", "control"]
+    kinds += sorted({a.kind for a in answers} - set(kinds))
     counts = [f"{kind} answers met: {sum(a.met for a in answers if a.kind == kind)} of "
-              f"{sum(a.kind == kind for a in answers)}" for kind in ("known", "premise", "map", "control")]
+              f"{sum(a.kind == kind for a in answers)}" for kind in kinds if any(a.kind == kind for a in answers)]
     return [*lines, "", "; ".join(counts) + ".", ""]
 
 
@@ -379,6 +446,8 @@ _INTRO = ("The planted cues decide each task, so these numbers are predicted bef
           "decisions; kind `premise`: the models' log-odds do not move with the other, unused mark (measured by "
           "swapping its colour); kind `map`: holds only if each model's map ranks the pixels the model does not use "
           "no earlier than random order; kind `control`: what maps without model-specific knowledge score (not "
-          "asserted). "
+          "asserted); kind `occlusion`: the region, own-map and `map` answers again with each model's occlusion "
+          "maps (the drop of its log-odds when a window is set to the mean), which carry only what the model "
+          "responds to. "
           f"\"Near x\": the 95% bootstrap interval lies within x ± {DELTA}; region shares: the interval's "
           f"lower end at least {ENRICHMENT:.0f}× the region's area share.")

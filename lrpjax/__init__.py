@@ -10,7 +10,7 @@ The package has four parts, each importing only the ones listed before it:
 """
 
 from lrpjax.core import attribution, composites, rules, stabilizers
-from lrpjax.core.attribution import gradient_x_input, integrated_gradients, smoothgrad
+from lrpjax.core.attribution import gradient_x_input, integrated_gradients, occlusion, smoothgrad
 from lrpjax.core.composites import Composite
 from lrpjax.core.diagnostics import Conservation, conservation
 from lrpjax.core.engine import Explanation, explain, explain_full, sum_channels
@@ -71,6 +71,7 @@ __all__ = [
     "explain_full",
     "gradient_x_input",
     "integrated_gradients",
+    "occlusion",
     "resnet18",
     "resnet34",
     "resnet50",

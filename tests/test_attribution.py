@@ -94,6 +94,64 @@ def test_integrated_gradients_matches_zennit(setup):
     assert relative(got, want) < 1e-10
 
 
+def zennit_occlusion(net, images, targets, output_fn, **options):
+    x = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+    _, relevance = Z.attribution.Occlusion(net, **options)(x, output_fn)
+    return relevance.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def test_occlusion_matches_zennit(setup):
+    net, model, variables, images, targets = setup
+    one_hot = torch.nn.functional.one_hot(torch.from_numpy(targets), K).double()
+    target = lambda out: out * one_hot
+    # Zennit's defaults: keep an 8x8 window, zeros elsewhere; tiles of 32x32
+    want = zennit_occlusion(net, images, targets, target)
+    got = attribution.occlusion(model, variables, images, targets, chunk=5)
+    assert relative(got, want) < 1e-10 and np.ptp(want) > 0
+    # overlapping windows wrapping round the border (Zennit rolls its mask), window filled with 0.3 inside
+    fill = lambda t, m: Z.attribution.occlude_independent(t, m, fill_fn=lambda u: torch.full_like(u, 0.3),
+                                                          invert=True)
+    want = zennit_occlusion(net, images, targets, target, window=(10, 8), stride=(8, 6), occlusion_fn=fill)
+    got = attribution.occlusion(model, variables, images, targets, window=(10, 8), stride=(8, 6), mode="remove",
+                                fill=0.3)
+    assert relative(got, want) < 1e-10
+    # the drop: f_t(x) - f_t(window filled), Zennit with an output function that subtracts from f_t(x)
+    reference = net(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).detach()
+    drop = lambda out: (reference - out) * one_hot
+    want = zennit_occlusion(net, images, targets, drop, window=8, stride=8, occlusion_fn=fill)
+    got = attribution.occlusion(model, variables, images, targets, mode="drop", fill=0.3)
+    assert relative(got, want) < 1e-10
+    # the contrast z_t - mean of the other logits
+    weights = one_hot - (1 - one_hot) / (K - 1)
+    want = zennit_occlusion(net, images, targets, lambda out: (reference - out) * weights, window=8, stride=8,
+                            occlusion_fn=fill)
+    got = attribution.occlusion(model, variables, images, targets, mode="drop", fill=0.3, output="contrast")
+    assert relative(got, want) < 1e-10
+
+
+class OnePixel:
+    """A stand-in model whose two logits read one pixel: :math:`z = (x_{5,9,1}, -x_{5,9,1})`."""
+
+    num_classes, input_spec = 2, lrpjax.core.models.graph.InputSpec()
+
+    def apply(self, variables, images):
+        value = images[:, 5, 9, 1] * variables["scale"]
+        return jnp.stack([value, -value], axis=-1)
+
+
+def test_occlusion_of_a_one_pixel_model_covers_that_pixel_only():
+    images = np.random.default_rng(1).uniform(1, 2, size=(2, 16, 16, 3))
+    got = np.asarray(attribution.occlusion(OnePixel(), {"scale": 2.0}, images, [0, 1], window=4, stride=2,
+                                           mode="drop"))
+    windows = attribution.occlusion_windows(16, 16, 4, 2)
+    covers = windows[:, 5, 9].sum()  # the windows that hold pixel (5, 9): rows 2-5, 4-7 x columns 6-9, 8-11
+    expected = windows[windows[:, 5, 9]].sum(0)[None, :, :, None] * (2 * images[:, 5, 9, 1] * [1, -1])[:, None, None,
+                                                                                                       None]
+    assert covers == 4
+    np.testing.assert_allclose(got, np.broadcast_to(expected, got.shape), rtol=1e-12)
+    assert np.all(got[:, 10:] == 0) and np.all(got[:, :, :6] == 0)
+
+
 def test_bad_input(setup):
     _, model, variables, images, targets = setup
     with pytest.raises(ValueError, match="samples=0"):
@@ -108,3 +166,11 @@ def test_bad_input(setup):
         attribution.gradient_x_input(model, variables, images, np.array([0, 1, K]))
     with pytest.raises(ValueError, match="class indices"):
         attribution.gradient_x_input(model, variables, images, "predicted")
+    with pytest.raises(ValueError, match="window=0"):
+        attribution.occlusion(model, variables, images, targets, window=0)
+    with pytest.raises(ValueError, match="mode='outside'"):
+        attribution.occlusion(model, variables, images, targets, mode="outside")
+    with pytest.raises(ValueError, match="fill"):
+        attribution.occlusion(model, variables, images, targets, fill=np.zeros(5))
+    with pytest.raises(ValueError, match="output='odds'"):
+        attribution.occlusion(model, variables, images, targets, output="odds")

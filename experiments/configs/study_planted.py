@@ -12,7 +12,7 @@ models' predictions):
   against C → A, face-region shares (landmarks of the same crops), map similarity.
 
 ``arg="test"``: the small version on ``grid_planted.py:test`` (32x32, 4 models, the ``agreeing`` set only, one
-composite, fewer images and bootstrap replicates).
+composite, fewer images and bootstrap replicates, occlusion the only control).
 """
 
 from experiments.configs.study_smoke import get_config as smoke_config
@@ -57,5 +57,10 @@ def get_config(arg=None):
         "regions": {"image_set": "agreeing", "regions_json": f"{faces}/regions.json", "relevance_mode": "positive"},
         "human": {"image_set": None},
         "heatmaps": {"images": 6, "tile": 96},
-        **({} if test else {"controls": controls}),  # the test's budget leaves the controls out
+        # each model's occlusion maps (the drop of its log-odds when a window as large as the mark is set to the
+        # mean; windows half a window apart, the test's tiling) also mask every other model: the `map` answers with
+        # maps specific to the evidence (experiments/known_answers.py); the test's budget leaves the other controls out
+        "controls": {**({"methods": ["occlusion"], "seed": 0} if test else controls),
+                     "occlusion_window": 4 if test else 8, "occlusion_stride": 4,
+                     "cross": ["occlusion"]},
     }

@@ -28,8 +28,9 @@ from lrpjax.core.targets import MODES
 from lrpjax.io import preprocess
 
 METRICS = ("accuracy", "logit", "probability")
-MODEL_CONTROLS = ("randomised model", "gradient × input", "SmoothGrad", "Integrated Gradients")
+MODEL_CONTROLS = ("randomised model", "gradient × input", "SmoothGrad", "Integrated Gradients", "occlusion")
 CONTROLS = analysis.MODEL_FREE + MODEL_CONTROLS  # every control source of maps, in report order
+DEFAULT_CONTROLS = CONTROLS[:-1]  # occlusion (a forward pass per window) only where a config names it
 
 
 def _batches(count: int, batch_size: int) -> list[slice]:
@@ -90,19 +91,29 @@ def _heat_batches(x: np.ndarray, targets: np.ndarray, batch_size: int, explain: 
 
 def control_maps(model: grid_models.GridModel, image_set: ImageSet, composite: str, *, predictions: np.ndarray,
                  batch_size: int, options: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """The model-based controls of :data:`MODEL_CONTROLS`, ``[N, H, W]`` each, for the class each model
-    predicted (``predictions``): ``composite``'s LRP maps of a copy of the model with every layer re-initialised
-    (cascading from fc8 to conv1_1), and gradient x input, SmoothGrad and Integrated Gradients of the model
-    (:mod:`lrpjax.core.attribution`; Zennit's defaults unless ``options`` say otherwise: ``smoothgrad_samples`` 20,
-    ``smoothgrad_noise`` 0.1 of the input range, ``ig_steps`` 20, zero baseline)."""
+    """The model-based controls of :data:`MODEL_CONTROLS` that :func:`control_methods` chooses,
+    ``[N, H, W]`` each, for the class each model predicted (``predictions``): ``composite``'s LRP maps of a copy of
+    the model with every layer re-initialised (cascading from fc8 to conv1_1), gradient x input, SmoothGrad and
+    Integrated Gradients of the model (:mod:`lrpjax.core.attribution`; Zennit's defaults unless ``options`` say
+    otherwise: ``smoothgrad_samples`` 20, ``smoothgrad_noise`` 0.1 of the input range, ``ig_steps`` 20, zero
+    baseline), and occlusion (:func:`lrpjax.occlusion`, ``mode="drop"``: the drop of the predicted class's
+    contrast to the others, the log-odds of two classes, which decide the probability masking tracks
+    (``occlusion_output="logit"``: of the predicted logit), when an ``occlusion_window`` square, default 8, is set
+    to 0, the training mean after the models' normalisation, at offsets ``occlusion_stride`` apart, default the
+    window; each pixel sums the drops of the windows on it)."""
     net, variables, _ = grid_models.load(model.path)
     seed = int(options.get("seed", 0))
-    randomised = randomization.randomize_layers(net, variables, len(randomization.layer_order(net)),
-                                                key=jax.random.key(seed))
+    methods = control_methods(options, MODEL_CONTROLS)
     chosen = grid_models.composites_for(model, [composite])
     x = grid_models.preprocessed(model, image_set.pixels)
     targets = np.asarray(predictions, np.int32)
     key = jax.random.key(seed)
+    window = int(options.get("occlusion_window", 8))
+    stride = int(options.get("occlusion_stride", window))
+    output = str(options.get("occlusion_output", "contrast"))
+
+    randomised = (randomization.randomize_layers(net, variables, len(randomization.layer_order(net)),
+                                                 key=jax.random.key(seed)) if "randomised model" in methods else None)
     explain = {
         "randomised model": lambda b, t, k: engine.explain_full(net, randomised, b, t, chosen).relevance[0],
         "gradient × input": lambda b, t, k: attribution.gradient_x_input(net, variables, b, t),
@@ -111,8 +122,24 @@ def control_maps(model: grid_models.GridModel, image_set: ImageSet, composite: s
             noise_level=float(options.get("smoothgrad_noise", 0.1))),
         "Integrated Gradients": lambda b, t, k: attribution.integrated_gradients(
             net, variables, b, t, steps=int(options.get("ig_steps", 20))),
+        "occlusion": lambda b, t, k: attribution.occlusion(net, variables, b, t, window=window, stride=stride,
+                                                           mode="drop", output=output),
     }
-    return {name: _heat_batches(x, targets, batch_size, fn) for name, fn in explain.items()}
+    return {name: _heat_batches(x, targets, batch_size, explain[name]) for name in methods}
+
+
+def control_methods(options: Mapping[str, Any], among: Sequence[str] = CONTROLS) -> list[str]:
+    """The controls of ``among`` that ``options["methods"]`` (default :data:`DEFAULT_CONTROLS`, all but occlusion)
+    or ``options["cross"]`` name, in :data:`CONTROLS` order.
+
+    Raises:
+      ValueError: a name that is not a control.
+    """
+    wanted = [*options.get("methods", DEFAULT_CONTROLS), *options.get("cross", ())]
+    unknown = [m for m in wanted if m not in CONTROLS]
+    if unknown:
+        raise ValueError(f"controls.methods names {unknown}; the controls are {list(CONTROLS)}")
+    return [c for c in among if c in wanted]
 
 
 def mprt_model(model: grid_models.GridModel, image_set: ImageSet, composite_names: Sequence[str], *,

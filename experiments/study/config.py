@@ -30,7 +30,10 @@ A study config (see ``configs/study_smoke.py``) returns a dict with the keys bel
     options of those analyses (their ``image_set`` names the set they run on).
 ``controls`` (optional)
     control maps on every generalization set and the similarity set: ``centre_sigma`` (the centre prior's std
-    as a fraction of the side), ``smoothgrad_samples``, ``smoothgrad_noise``, ``ig_steps``, ``seed``.
+    as a fraction of the side), ``smoothgrad_samples``, ``smoothgrad_noise``, ``ig_steps``, ``occlusion_window``,
+    ``occlusion_stride``, ``occlusion_output`` (``contrast`` or ``logit``), ``seed``; ``methods`` (the controls
+    computed, default all but occlusion) and ``cross`` (model controls, computed too, whose maps of each model
+    also mask every other model, as sources ``"CONTROL of MODEL"``).
 ``mprt`` (optional)
     the model parameter randomisation test: ``image_set``, ``images`` (the first N), ``threshold`` (Spearman
     above which a composite is flagged), ``seed``.

@@ -7,9 +7,11 @@ writes ``WORKDIR/report.md`` with its figures. Stages, in order:
 2. ``relevance_SET``: every model's maps of the set's images (per composite) and logits.
 3. ``controls_SET`` (with a ``controls`` section, on generalization sets and the similarity set): control maps
    of the same images, model-free (centre prior, image gradient, mean map) and per model (LRP of a
-   parameter-randomised copy, gradient x input, SmoothGrad, Integrated Gradients).
+   parameter-randomised copy, gradient x input, SmoothGrad, Integrated Gradients, occlusion); ``controls.methods``
+   chooses among them.
 4. ``masking_SET``: each model masked by its own maps (MoRF, LeRF, random) and, on generalization sets, by
-   every other model's maps, the consensus maps and the controls (MoRF).
+   every other model's maps, the consensus maps and the controls (MoRF; a control in ``controls.cross``: each
+   model's maps of that method mask every model, :func:`cross_sources`).
 5. ``mprt`` (with an ``mprt`` section): each composite's maps after cascading layer randomisation.
 6. ``masking_summary``, ``generalization_SET``, ``similarity``, ``regions``, ``human``: the statistics.
 """
@@ -123,6 +125,7 @@ def controls_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str,
     options, members = dict(ctx.config["controls"]), ctx.members(name)
     composite = ctx.config["relevance"]["composites"][0]
     stage = f"controls_{name}"
+    methods = compute.control_methods(options)
     per_model: dict[str, dict[str, np.ndarray]] = {}
 
     def one(model: grid_models.GridModel) -> dict[str, np.ndarray]:
@@ -135,15 +138,34 @@ def controls_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str,
         free = analysis.model_free_maps(images.pixels.astype(np.float64) / 255.0,
                                         {m: v["heat"][0] for m, v in maps.items()},
                                         sigma=float(options.get("centre_sigma", 0.25)))
-        return {"controls": list(compute.CONTROLS)}, free
+        return {"controls": methods}, {c: free[c] for c in methods if c in free}
 
     result = ctx.stages.run(stage, [upstream, options, composite, ctx.identity(members), MODEL_CODE], run)
     if not per_model:
         per_model = {m.name: ctx.stages.part(stage, m.key, result.fingerprint, _missing(stage, m.key))
                      for m in members}
-    out: dict[str, Any] = {c: result.arrays[c] for c in analysis.MODEL_FREE}
-    out.update({c: {m: per_model[m][c] for m in per_model} for c in compute.MODEL_CONTROLS})
+    out: dict[str, Any] = {c: result.arrays[c] for c in analysis.MODEL_FREE if c in methods}
+    out.update({c: {m: per_model[m][c] for m in per_model} for c in compute.MODEL_CONTROLS if c in methods})
     return out, result
+
+
+def cross_sources(controls: Mapping[str, Any], cross: Sequence[str]) -> dict[str, Any]:
+    """The controls as sources of maps for masking: each control as it is (a model control masks each target by
+    the target's own map), except those in ``cross`` (``controls.cross``), whose maps of each model ``A`` become
+    a source ``"CONTROL of A"`` that masks every target, as the models' LRP maps do (s(A → B) of that method; its
+    diagonal replaces the plain control).
+
+    Raises:
+      ValueError: a name in ``cross`` that is not a model control computed here.
+    """
+    unknown = [c for c in cross if not isinstance(controls.get(c), Mapping)]
+    if unknown:
+        raise ValueError(f"controls.cross names {unknown}; give model controls among controls.methods "
+                         f"({[c for c, v in controls.items() if isinstance(v, Mapping)]})")
+    out = {c: v for c, v in controls.items() if c not in cross}
+    for control in cross:
+        out.update({f"{control} of {model}": heat for model, heat in controls[control].items()})
+    return out
 
 
 def masking_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, dict[str, np.ndarray]],
@@ -156,7 +178,7 @@ def masking_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, 
     heats = {m: value["heat"][0] for m, value in maps.items()}
     extras = compute.consensus_sources(heats, [m.name for m in members]) if spec.get("generalization") else {}
     if spec.get("generalization") and controls:
-        extras.update(controls)
+        extras.update(cross_sources(controls, ctx.config.get("controls", {}).get("cross", ())))
     sources = [m.name for m in members] + list(extras) if spec.get("generalization") else []
     stage = f"masking_{name}"
     out: dict[str, dict[str, np.ndarray]] = {}
