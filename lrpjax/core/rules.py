@@ -76,6 +76,15 @@ def transpose(layer: Layer, params: Params, x: Array, s: Array) -> Array:
     return jax.linear_transpose(lambda v: layer.apply(v, linear), x)(s)[0]
 
 
+def transposes(layer: Layer, kernels: Sequence[Array], x: Array, s: Array) -> list[Array]:
+    """:math:`[W_1^\\top s, \\ldots, W_M^\\top s]` for kernels of the layer's shape, as one transposed map whose
+    kernel stacks them along the inputs (one pass over ``s``; on the CPU a transposed convolution into few
+    channels, such as an RGB image's, is cheaper into 6 channels at once than into 3 twice)."""
+    stacked = {"kernel": jnp.concatenate(list(kernels), axis=-2)}
+    both = transpose(layer, stacked, jnp.concatenate([x] * len(kernels), axis=-1), s)
+    return jnp.split(both, len(kernels), axis=-1)
+
+
 def modify(params: Params, fn: Callable[[Array], Array], zero_params: Sequence[str] = ()) -> dict[str, Array]:
     """Apply ``fn`` to every parameter; those named in ``zero_params`` become zeros."""
     return {k: jnp.zeros_like(v) if k in zero_params else fn(v) for k, v in params.items()}
@@ -219,19 +228,18 @@ class Gamma(Rule):
             s_up = safe_divide(relevance * (z > 0), stab(layer.apply(x, up)))
             return x * transpose(layer, up, x, s_up)
         if layer.nonnegative_input:
-            # x = x+, so z_up = (z - b) + g*(W+ x) + b_up and z_down = (z - b) + g*(W x - W+ x) + b_down
+            # x = x+, so z_up = (z - b) + g*(W+ x) + b_up and z_down = (z - b) + g*(W x - W+ x) + b_down: one extra
+            # convolution. Each output uses one side, so s = s_up + s_down is formed once (s_up and s_down are
+            # never both non-zero, hence a s_up + c s_down below is exactly where(z < 0, c s, a s)).
             w_pos = {"kernel": positive(params["kernel"])}
             linear_z = z - params["bias"]
             p = layer.apply(x, w_pos)
-            z_up = linear_z + g * p + up["bias"]
-            z_down = linear_z + g * (linear_z - p) + down["bias"]
-            s_up = safe_divide(relevance * (z > 0), stab(z_up))
-            s_down = safe_divide(relevance * (z < 0), stab(z_down))
+            below = z < 0
+            z_side = jnp.where(below, linear_z + g * (linear_z - p) + down["bias"], linear_z + g * p + up["bias"])
+            s = safe_divide(relevance * (z != 0), stab(z_side))
             # W_up^T s_up + W_down^T s_down = W^T (s_up + (1+g) s_down) + g W+^T (s_up - s_down)
-            unmodified = {"kernel": params["kernel"]}
-            back = transpose(layer, unmodified, x, s_up + (1 + g) * s_down)
-            back = back + g * transpose(layer, w_pos, x, s_up - s_down)
-            return x * back
+            back = transpose(layer, {"kernel": params["kernel"]}, x, jnp.where(below, (1 + g) * s, s))
+            return x * (back + g * transpose(layer, w_pos, x, jnp.where(below, -s, s)))
         x_pos, x_neg = positive(x), negative(x)
         z_up = layer.apply(x_pos, up) + layer.apply(x_neg, without_bias(down))
         z_down = layer.apply(x_pos, down) + layer.apply(x_neg, without_bias(up))
@@ -365,6 +373,9 @@ class ZBox(Rule):
 
     The bias cancels (as in Zennit, where it is clamped with the weights). ``low`` and ``high`` are
     scalars or per-channel sequences; at the image border they see the same zero padding as ``x``.
+    With :math:`w^- = w - w^+` the input side is
+    :math:`R = (x - h) \odot W^\top s - (l - h) \odot W^{+\top} s`, :math:`s_k = R_k / \mathrm{stab}(\cdot)`:
+    two transposed maps (not three), computed as one whose kernel stacks :math:`w` and :math:`w^+`.
     """
 
     low: float | tuple[float, ...] = 0.0
@@ -387,11 +398,9 @@ class ZBox(Rule):
         z_x = layer.apply(x, unmodified) if self.zero_params else z
         z_box = z_x - layer.apply(low, plus) - layer.apply(high, minus)
         s = safe_divide(relevance, self.stabilizer(z_box))
-        return (
-            x * transpose(layer, unmodified, x, s)
-            - low * transpose(layer, plus, x, s)
-            - high * transpose(layer, minus, x, s)
-        )
+        # x W^T s - l W+^T s - h W-^T s with W- = W - W+: two transposed maps, in one pass over s
+        back, back_pos = transposes(layer, [unmodified["kernel"], plus["kernel"]], x, s)
+        return (x - high) * back - (low - high) * back_pos
 
 
 @dataclasses.dataclass(frozen=True)
