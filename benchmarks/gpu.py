@@ -211,11 +211,12 @@ def end_to_end(setup, files: list[str], count: int, batch: int, workers: int, wo
 
 def train_step_rate(setup, batch: int, repeats: int) -> float:
     """Images/s of one jit-compiled finetuning step (:func:`lrpjax.jobs.train.make_train_step`, SGD, everything)."""
+    from lrpjax.io import checkpoints
     from lrpjax.jobs import train
 
     model, variables, preprocessing = setup
-    shape = {"width": model.width, "pool_to": model.pool_to, "input_size": model.input_size}
-    config = train.TrainConfig(model=shape, preprocessing=preprocessing, optimizer="sgd", learning_rate=1e-3,
+    fields = {k: v for k, v in checkpoints.model_config(model).items() if k != "num_classes"}
+    config = train.TrainConfig(model=fields, preprocessing=preprocessing, optimizer="sgd", learning_rate=1e-3,
                                steps=10, batch_size=batch)
     optimizer, step = train.compiled_step(model, config, variables["params"])
     state = train.TrainState(variables["params"], variables.get("batch_stats", {}),
