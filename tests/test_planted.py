@@ -82,11 +82,14 @@ def test_planted_profile_small_version_meets_every_known_answer(tmp_path, monkey
     measured = {a.quantity.split(": ")[-1].split(" (")[0] for a in result["answers"] if a.kind == "map"}
     assert {"s(eye → mouth)", "s(mouth → eye)", "s(either → eye)",
             "asymmetry s(either → eye) − s(eye → either)"} <= measured
-    # occlusion maps (each model's, masking every model) leave the other mark alone where LRP's do not: own
-    # margins above the floor, more positive relevance on the own cue's region than on the other's
+    # occlusion maps (each model's, masking every model) leave the other mark alone where LRP's do not: more
+    # positive relevance on the own cue's region than on the other's, and own margins above the floor for the
+    # single-cue models (occluding one window of an either-cue model leaves the other mark to decide, so its
+    # occlusion map is weak by construction; its margin is reported, not asserted)
     occlusion = {a.quantity: a for a in result["answers"] if a.kind == "occlusion"}
-    chosen = [a for q, a in occlusion.items() if "own margin" in q or "(the other cue)" in q]
-    assert len(chosen) == 6 and all(a.met for a in chosen), result["table"]
+    chosen = [a for q, a in occlusion.items()
+              if "(the other cue)" in q or ("own margin" in q and "/either/" not in q)]
+    assert len(chosen) == 5 and all(a.met for a in chosen), result["table"]
     assert {"occlusion maps, agreeing: s(eye → mouth) (2 pairs)",
             "occlusion maps, agreeing: asymmetry s(either → eye) − s(eye → either) (2 pairs)"} <= set(occlusion)
     report = pathlib.Path(result["report"]).read_text()
