@@ -1,6 +1,46 @@
-"""Doctests are collected where each module lives, not again under its public path (``lrpjax/rules.py`` is
-``lrpjax.core.rules``; pytest would refuse the second import of one file under two names)."""
+"""Settings of the test run that must come before the first import of jax (this file is loaded before any
+other), and doctests collected once: ``lrpjax/rules.py`` is ``lrpjax.core.rules`` under its public path, and
+pytest would refuse the second import of one file under two names."""
 
-from lrpjax import PUBLIC_PATHS
+import os
+
+# jax's default partitionable threefry makes XLA:CPU compile each random draw for seconds (jaxlib 0.10.2: a
+# normal of one kernel shape 7 s against 0.5 s), which dominated the tests that randomise layers, train from
+# scratch or add noise; the classic threefry draws other numbers but is as random. Set before jax is imported,
+# so the CLI and script subprocesses the tests start inherit it.
+os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
+
+# The tests start many processes (the CLI, the grid, the study, conversion) that compile the same XLA programs
+# again, and rebuild the same models in many tests: one compilation cache for this run (a fresh directory,
+# removed at exit; every program that takes over 0.2 s to compile), inherited by those processes.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="lrpjax-tests-xla-")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+from lrpjax import PUBLIC_PATHS  # noqa: E402
 
 collect_ignore = [f"lrpjax/{name}.py" for name in PUBLIC_PATHS]
+
+
+def pytest_configure(config):
+    from jax import monitoring
+
+    config._xla_cache_saved = [0.0, 0]
+
+    def listen(event, seconds, **_):
+        if event == "/jax/compilation_cache/compile_time_saved_sec":
+            config._xla_cache_saved[0] += seconds
+            config._xla_cache_saved[1] += 1
+
+    monitoring.register_event_duration_secs_listener(listen)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    seconds, hits = config._xla_cache_saved
+    terminalreporter.write_line(f"XLA compilation cache (this process): {hits} hits, "
+                                f"{seconds:.0f} s of compilation saved")

@@ -1,30 +1,10 @@
 """Shared test helpers: float64 everywhere (exact cross-checks), random VGGs with non-zero biases."""
 
-import os
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-# jax's default partitionable threefry makes XLA:CPU compile each random draw for seconds (jaxlib 0.10.2: a
-# normal of one kernel shape 7 s against 0.5 s), which dominated the tests that randomise layers, train from
-# scratch or add noise; the classic threefry draws other numbers but is as random. Set before jax is imported,
-# so the CLI and script subprocesses the tests start inherit it.
-os.environ.setdefault("JAX_THREEFRY_PARTITIONABLE", "false")
-
-# The tests start many processes (the CLI, the grid, the study, conversion) that compile the same XLA programs
-# again, and rebuild the same models in many tests: one compilation cache for this run (a fresh directory,
-# removed at exit; every program that takes over 0.2 s to compile), inherited by those processes.
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    import atexit  # noqa: E402
-    import shutil  # noqa: E402
-    import tempfile  # noqa: E402
-
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="lrpjax-tests-xla-")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
-    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-import lrpjax  # noqa: E402
+import lrpjax
 
 jax.config.update("jax_enable_x64", True)
 
@@ -74,21 +54,3 @@ def relative_error(got, want):
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
     return float(np.abs(got - want).max() / np.abs(want).max())
 
-
-def pytest_configure(config):
-    from jax import monitoring
-
-    config._xla_cache_saved = [0.0, 0]
-
-    def listen(event, seconds, **_):
-        if event == "/jax/compilation_cache/compile_time_saved_sec":
-            config._xla_cache_saved[0] += seconds
-            config._xla_cache_saved[1] += 1
-
-    monitoring.register_event_duration_secs_listener(listen)
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    seconds, hits = config._xla_cache_saved
-    terminalreporter.write_line(f"XLA compilation cache (this process): {hits} hits, "
-                                f"{seconds:.0f} s of compilation saved")
