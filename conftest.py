@@ -22,6 +22,8 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
+import pytest  # noqa: E402
+
 from lrpjax import PUBLIC_PATHS  # noqa: E402
 
 collect_ignore = [f"lrpjax/{name}.py" for name in PUBLIC_PATHS]
@@ -40,7 +42,30 @@ def pytest_configure(config):
     monitoring.register_event_duration_secs_listener(listen)
 
 
+# The files that take longest (seconds in one process on 2 cores), collected first: pytest-xdist hands whole files
+# to its two workers in collection order (pyproject.toml), so the long ones start at once and the short ones fill
+# the gaps, instead of one worker ending alone on the parity tests, which come last alphabetically.
+LONGEST_FILES = {"test_zennit_parity.py": 270, "test_engine.py": 150, "test_resnet.py": 110, "test_rehearsal.py": 75,
+                 "test_planted.py": 72, "test_resnet_downstream.py": 63, "test_train.py": 62, "test_study.py": 60}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: -LONGEST_FILES.get(item.path.name, 0))  # stable: each file keeps its order
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workeroutput"):  # a pytest-xdist worker: its count goes to the controller
+        session.config.workeroutput["xla_cache_saved"] = session.config._xla_cache_saved
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    seconds, hits = getattr(node, "workeroutput", {}).get("xla_cache_saved", (0.0, 0))
+    node.config._xla_cache_saved[0] += seconds
+    node.config._xla_cache_saved[1] += hits
+
+
 def pytest_terminal_summary(terminalreporter, config):
     seconds, hits = config._xla_cache_saved
-    terminalreporter.write_line(f"XLA compilation cache (this process): {hits} hits, "
+    terminalreporter.write_line(f"XLA compilation cache (the test processes): {hits} hits, "
                                 f"{seconds:.0f} s of compilation saved")

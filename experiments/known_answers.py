@@ -23,6 +23,14 @@ faithful pipeline must then measure, stated before measuring:
    (2/3) = 1/4: the asymmetry s(C → A) − s(A → C) ≈ 3/4, the same for B. A soft read-out (each mark adding
    evidence) moves s(A → C) up, but not to s(C → A).
 
+**The measurement's own known answers** (kind ``cue``, :func:`cue_answers`). Answers 4-5 ask two things at
+once: that the measurement returns the right transfer for a given pair of maps, and that a model's maps rank its
+cue first and nothing else early. The planted cue maps (:func:`experiments.planted.cue_map`, ``cue_maps.npz``
+beside the images: the mark squares first, every other pixel after them in random order) answer the first
+alone: a model masked by its own cue's map loses its class (margin above the floor), s(eye cue → mouth models)
+and s(mouth cue → eye models) are near 0 (each normalised by the target's margin under its own cue's map), and
+one mark's map leaves an either-cue model its class (below 1 − DELTA of both marks' map).
+
 Answers 1-3 are ``known``: they follow from the data and the models' decisions. That premise is measured, not
 assumed (:func:`reliance_answers`, answer 0): on the held-out faces drawn with both marks in every colour pair,
 swapping the colour of a model's own mark must flip the decisions of the ``eye`` and ``mouth`` models and swapping
@@ -152,7 +160,8 @@ def _stderr(line: str) -> None:
 
 class Answer(NamedTuple):
     """One answer: what is measured, the expectation, the measured value, whether it is met, and its ``kind``:
-    ``known`` (follows from the planted data and the models' decisions alone), ``premise`` (what the models rely
+    ``known`` (follows from the planted data and the models' decisions alone), ``cue`` (the measurement with
+    maps that know where the cues are, :func:`cue_answers`), ``premise`` (what the models rely
     on), ``map`` (holds only if each model's maps carry its own evidence and nothing else; see the module
     docstring), ``control``, or the name of a ``controls.cross`` method (``occlusion``: answers 1-5 again with
     each model's occlusion maps)."""
@@ -280,6 +289,44 @@ def generalization_answers(aucs: analysis.CrossAUCs, statistics: Mapping[str, An
     return out
 
 
+def cue_answers(aucs: analysis.CrossAUCs, statistics: Mapping[str, Any]) -> list[Answer]:
+    """The measurement's own known answers (kind ``cue``), with the planted cues' maps as the sources
+    (:data:`experiments.planted.CUE_MAPS`: the mark squares first, every other pixel after them in random
+    order), so that no attribution method is involved:
+
+    - the margin of each model masked by its own task's cue map is above the reliability floor;
+    - s(eye cue → mouth models) and s(mouth cue → eye models) near 0, each normalised by the target's margin
+      under its own task's cue map (A's label is independent of B's cue, so masking B's cue at a random time
+      is random order);
+    - for the ``either`` models, s(eye cue → either) and s(mouth cue → either) normalised by ``both cues``:
+      below 1 − DELTA, since either mark decides, masking one leaves the other to keep the class (an OR
+      read-out: 1/4, module docstring, answer 5).
+    """
+    confidence = statistics["confidence"]
+    scores = analysis.generalization_scores(aucs, n_boot=statistics["n_boot"], confidence=confidence,
+                                            seed=statistics["seed"])
+    cue_of = {"eye": "eye cue", "mouth": "mouth cue", "either": "both cues"}
+    models = [m for m in aucs.targets if task_of(m) in cue_of]
+    out = []
+    for target in models:
+        s, k = scores.sources.index(cue_of[task_of(target)]), scores.targets.index(target)
+        values = [scores.margin[s, k], scores.margin_low[s, k], scores.margin_high[s, k]]
+        out.append(Answer(f"margin AUC_random − AUC_MoRF({cue_of[task_of(target)]}), {target}",
+                          f"> {analysis.RELIABILITY_FLOOR} (reliability floor)", _text(values),
+                          bool(values[1] > analysis.RELIABILITY_FLOOR), "cue"))
+    tasks = {task_of(m) for m in models}
+    for source_task, target_task in (("eye", "mouth"), ("mouth", "eye"), ("eye", "either"), ("mouth", "either")):
+        if {source_task, target_task} <= tasks:
+            targets = [m for m in models if task_of(m) == target_task]
+            pairs = [(cue_of[source_task], t) for t in targets]
+            values, _ = pooled_score(scores, pairs, confidence, [cue_of[target_task]] * len(targets))
+            near, met = ((f"0 ± {DELTA}", _near(values, 0.0)) if target_task != "either"
+                         else (f"< {1 - DELTA} (the other mark still decides)", values[2] < 1 - DELTA))
+            out.append(Answer(f"s({cue_of[source_task]} → {target_task}), by {cue_of[target_task]} "
+                              f"({len(targets)} models)", near, _text(values), met, "cue"))
+    return out
+
+
 def region_answers(workdir: str, image_set: str, statistics: Mapping[str, Any], method: str | None = None
                    ) -> list[Answer]:
     """Answer 1: each task's share of positive relevance on its cue's region (seeds averaged per image) against
@@ -400,6 +447,8 @@ def planted_answers(workdir: str, config: Mapping[str, Any]) -> list[Answer]:
             cue_pairs = [("eye", "mouth")] if {"eye", "mouth"} <= set(tasks) else []
             found = generalization_answers(aucs, statistics, same_task=tasks, other_cue=cue_pairs,
                                            either=[t for t in tasks if t == "either"], method=method)
+            if method is None and set(planted.CUE_MAPS) <= set(aucs.sources):
+                found = cue_answers(aucs, statistics) + found
             prefix = f"{method} maps, {name}" if method else name
             answers += [a._replace(quantity=f"{prefix}: {a.quantity}") for a in found]
     return answers
@@ -410,7 +459,7 @@ def answers_table(answers: Sequence[Answer]) -> list[str]:
     lines = ["| quantity | kind | expected | measured [95% CI] | met |", "|---|---|---|---|---|"]
     lines += [f"| {a.quantity} | {a.kind} | {a.expected} | {a.measured} | {'yes' if a.met else '**no**'} |"
               for a in answers]
-    kinds = ["known", "premise", "map", "control"]
+    kinds = ["known", "cue", "premise", "map", "control"]
     kinds += sorted({a.kind for a in answers} - set(kinds))
     counts = [f"{kind} answers met: {sum(a.met for a in answers if a.kind == kind)} of "
               f"{sum(a.kind == kind for a in answers)}" for kind in kinds if any(a.kind == kind for a in answers)]
@@ -443,7 +492,9 @@ def run_planted(config: Mapping[str, Any], *, grid_spec: str, workdir: str | Non
 
 _INTRO = ("The planted cues decide each task, so these numbers are predicted before measuring "
           "(`experiments/known_answers.py` argues each). Kind `known`: follows from the data and the models' "
-          "decisions; kind `premise`: the models' log-odds do not move with the other, unused mark (measured by "
+          "decisions; kind `cue`: the measurement itself, with maps that mark the planted cues first and every "
+          "other pixel after them in random order, so no attribution method is involved; kind `premise`: the "
+          "models' log-odds do not move with the other, unused mark (measured by "
           "swapping its colour); kind `map`: holds only if each model's map ranks the pixels the model does not use "
           "no earlier than random order; kind `control`: what maps without model-specific knowledge score (not "
           "asserted); kind `occlusion`: the region, own-map and `map` answers again with each model's occlusion "

@@ -20,7 +20,10 @@ designs, one folder each (``DIR/DESIGN/{train,validation,test}/FACE_COPY.png``, 
     the mouth, C from either).
 
 The landmark CSVs hold each image's landmarks (the face's, rescaled to ``size``), so face-region analyses see
-the same crops as the models. Nothing random is left: the same arguments write the same files.
+the same crops as the models. ``cue_maps.npz`` holds, for the test images, maps that know where the cues are and
+nothing else (:func:`cue_map`): ``eye cue``, ``mouth cue`` and ``both cues``, which the study reads as given
+sources of maps (an image set's ``maps``): the measurement's own known answers, whatever an attribution method
+does. Nothing random is left: the same arguments write the same files.
 """
 
 from __future__ import annotations
@@ -65,12 +68,31 @@ def cue_centres(points: np.ndarray, regions: Mapping[str, Sequence[int]], scale:
     return out
 
 
+def _square(centre: np.ndarray, side: int) -> tuple[slice, slice]:
+    """The rows and columns of the ``side``-pixel square centred at ``(x, y)``."""
+    left, top = (int(round(c - (side - 1) / 2)) for c in centre)
+    return slice(max(top, 0), top + side), slice(max(left, 0), left + side)
+
+
 def draw_mark(pixels: np.ndarray, centre: np.ndarray, side: int, colour: str) -> np.ndarray:
     """A copy of uint8 ``pixels`` ``[H, W, 3]``, a ``side``-pixel square of ``colour`` centred at ``(x, y)``."""
     out = pixels.copy()
-    left, top = (int(round(c - (side - 1) / 2)) for c in centre)
-    out[max(top, 0):top + side, max(left, 0):left + side] = COLOURS[colour]
+    out[_square(centre, side)] = COLOURS[colour]
     return out
+
+
+def cue_map(order: np.ndarray, centres: Sequence[np.ndarray], side: int) -> np.ndarray:
+    """``[H, W]`` float32: ``order`` (distinct values in [0, 1e-3) in random order) plus 1 on the ``side``-pixel
+    squares at ``centres`` (as :func:`draw_mark` draws them), so that a masking order takes the cues first and the other
+    pixels after them in random order (a constant would rank them in raster order, which is no control)."""
+    out = np.array(order, np.float32)
+    for centre in centres:
+        out[_square(centre, side)] += 1
+    return out
+
+
+CUE_MAPS = {"eye cue": ("eye",), "mouth cue": ("mouth",), "both cues": ("eye", "mouth")}
+"""The given maps of :func:`cue_map` in ``cue_maps.npz``: name -> the cues it marks."""
 
 
 def _labels(design: str, rng: np.random.Generator) -> dict[str, str]:
@@ -97,7 +119,8 @@ def build_design(design: str, out_dir: str, faces: Mapping[str, np.ndarray], lan
         raise ValueError(f"design={design!r} is unknown; choose one of {DESIGNS}")
     rng = np.random.default_rng([seed, DESIGNS.index(design)])
     side = max(1, int(round(mark * size)))
-    label_rows, landmark_rows = [], []
+    noise = np.random.default_rng([seed, DESIGNS.index(design), 1])
+    label_rows, landmark_rows, cue_ids, cue_maps = [], [], [], {name: [] for name in CUE_MAPS}
     for split, chosen in splits.items():
         if not copies.get(split):
             continue
@@ -116,6 +139,12 @@ def build_design(design: str, out_dir: str, faces: Mapping[str, np.ndarray], lan
                     pixels = draw_mark(pixels, centres[cue], side, colour)
                 Image.fromarray(pixels).save(os.path.join(out_dir, split, f"{stem}.png"))
                 label_rows.append({"face_id": stem, "source_face": face, "split": split, **labels})
+                if split == "test":
+                    cue_ids.append(stem)
+                    # one random order of the pixels for the three maps, every value distinct and below 1e-3
+                    order = noise.permutation(size * size).reshape(size, size) * (1e-3 / (size * size))
+                    for name, cues in CUE_MAPS.items():
+                        cue_maps[name].append(cue_map(order, [centres[c] for c in cues], side))
                 landmark_rows += [(stem, p, f"{x:.3f}", f"{y:.3f}") for p, (x, y) in enumerate(scaled)]
     with open(os.path.join(out_dir, "labels.csv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, list(label_rows[0]))
@@ -125,6 +154,9 @@ def build_design(design: str, out_dir: str, faces: Mapping[str, np.ndarray], lan
         writer = csv.writer(handle)
         writer.writerow(["face_id", "point", "x", "y"])
         writer.writerows(landmark_rows)
+    if cue_ids:
+        np.savez(os.path.join(out_dir, "cue_maps.npz"), ids=np.array(cue_ids),
+                 **{name: np.stack(maps) for name, maps in cue_maps.items()})
 
 
 def build_planted(faces: str, out_dir: str, *, copies: Mapping[str, Mapping[str, int]], size: int = 128,

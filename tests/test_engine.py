@@ -59,14 +59,14 @@ def test_conservation_with_zero_biases():
 
 
 def test_float32_error_against_float64_is_small(vgg16_224):
-    """Float32 against float64, per image. Every preset but the all-epsilon one stays below 1e-2, with
+    """Float32 against float64 on one image. Every preset but the all-epsilon one stays below 1e-2, with
     winner-take-all or proportional max-pooling. All-epsilon maps (LRP-0 with a 1e-6 stabiliser, R/z at
     every layer) amplify float32 round-off wherever a pre-activation is near zero, and a winner flipped by
     round-off moves a window's relevance to a neighbour: up to a few 1e-2 on these random networks, so
     that preset is held to 5e-2."""
     model, variables = vgg16_224
-    images = normalized_images(3, 224, seed=4)
-    targets = jnp.array([2, 5, 8])
+    images = normalized_images(1, 224, seed=4)  # one image: 150,528 relevance values per preset and precision
+    targets = jnp.array([2])
     names = ALL_LRP_PRESETS + [f"{n}/proportional" for n in ALL_LRP_PRESETS if n != "tutorial"]
     presets = [preset(n.split("/")[0], **({"maxpool": "proportional"} if "/" in n else {})) for n in names]
     exact = lrpjax.explain_full(model, variables, images, targets, presets).relevance

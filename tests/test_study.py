@@ -244,3 +244,35 @@ def test_figures_write_pngs(tmp_path):
             assert image.format == "PNG" and min(image.size) > 100
     with pytest.raises(ValueError, match="does not match"):
         figures.matrix_figure(tmp_path / "bad.png", np.zeros((2, 3)), rows=["a", "b"])
+
+
+def test_given_maps_follow_the_image_set_and_its_geometry(tmp_path):
+    from experiments.study.images import given_maps
+
+    images = ImageSet(np.array(["t/b", "t/a"]), np.array(["b", "a"]), np.zeros((2, 4, 4, 3), np.uint8),
+                      np.array([0, 1]), np.array(["x", "y"]), np.zeros((0,), bool))
+    heat = np.zeros((3, 8, 8), np.float32)
+    heat[1, 0:2, 6:8] = 1.0  # "a": its top-right 2x2 block at 8x8 is the top-right pixel at 4x4
+    heat[0, 4:6, 0:2] = 2.0  # "b"
+    path = tmp_path / "maps.npz"
+    np.savez(path, ids=np.array(["b", "a", "c"]), cue=heat)
+    maps = given_maps(str(path), images, {"resize": 4, "crop": 4})
+    assert list(maps) == ["cue"] and maps["cue"].shape == (2, 4, 4)
+    np.testing.assert_array_equal(np.argwhere(maps["cue"][1]), [[0, 3]])  # image "a", area-averaged
+    np.testing.assert_array_equal(np.argwhere(maps["cue"][0]), [[2, 0]])
+    assert maps["cue"][0, 2, 0] == 2.0
+    np.savez(path, ids=np.array(["a"]), cue=heat[:1])
+    with pytest.raises(ValueError, match=r"no row for 1 of the 2 images, e.g. \['b'\]"):
+        given_maps(str(path), images, {"resize": 4, "crop": 4})
+    np.savez(path, ids=np.array(["a", "b"]), cue=heat[:2, 0])
+    with pytest.raises(ValueError, match=r"map 'cue' has shape \(2, 8\); want \[2, H, W\]"):
+        given_maps(str(path), images, {"resize": 4, "crop": 4})
+    np.savez(path, ids=np.array(["a", "b"]), cue=heat[:2, :2, :2])
+    with pytest.raises(ValueError, match="smaller than the crop 4"):
+        given_maps(str(path), images, {"resize": None, "crop": 4})
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="cannot be read"):
+        given_maps(str(tmp_path / "broken.npz"), images, {"resize": 4, "crop": 4})
+    np.savez(path, cue=heat)
+    with pytest.raises(ValueError, match="needs 'ids' and at least one map"):
+        given_maps(str(path), images, {"resize": 4, "crop": 4})

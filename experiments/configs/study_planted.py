@@ -29,7 +29,8 @@ def get_config(arg=None):
 
     def folder(design, label):
         return {"folder": f"{data}/{design}/test", "labels_csv": f"{data}/{design}/labels.csv", "label": label,
-                "labels": "predicted", "masking": True, "generalization": True, "limit": 24 if test else 40}
+                "labels": "predicted", "masking": True, "generalization": True, "limit": 24 if test else 40,
+                "maps": f"{data}/{design}/cue_maps.npz"}  # the cues' maps: the measurement's own known answers
 
     return {
         **smoke,

@@ -15,7 +15,8 @@ A study config (see ``configs/study_smoke.py``) returns a dict with the keys bel
 ``image_sets``
     name -> set (see :mod:`experiments.study.images`): ``splits`` (named splits) or ``folder``, ``condition``,
     ``limit``, ``models`` (``"all"`` or a task), ``labels`` (``"true"`` or ``"predicted"``), ``masking``,
-    ``generalization``, ``landmarks``.
+    ``generalization``, ``landmarks``, ``maps`` (an ``.npz`` of maps given with the images, each a source of maps
+    that masks every model: :func:`experiments.study.images.given_maps`).
 ``relevance``
     ``composites`` (the first is analysed; every one is drawn), ``batch_size``, ``target`` (``"predicted"``,
     the default: the predicted logit; ``"contrast"``: the predicted class against the others' mean).
@@ -90,6 +91,8 @@ def check_config(config: Mapping[str, Any], *, where: str = "config") -> dict[st
     for name, spec in sets.items():
         if ("splits" in spec) == ("folder" in spec):
             raise ValueError(f"{where}: image set {name!r} needs exactly one of 'splits' and 'folder'")
+        if spec.get("maps") is not None and not isinstance(spec["maps"], str):
+            raise ValueError(f"{where}: image set {name!r} has maps={spec['maps']!r}; give the path of an .npz")
         if spec.get("labels", "predicted") not in ("true", "predicted"):
             raise ValueError(f"{where}: image set {name!r} has labels={spec['labels']!r}; choose 'true' or "
                              "'predicted'")

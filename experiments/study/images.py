@@ -12,6 +12,9 @@ by ``id_column``, as the human data's stimuli usually come). Options:
     a landmark CSV (``face_id, point, x, y`` in the original image's pixels, see
     :func:`lrpjax.analysis.load_landmarks`): every image's face-region partition is computed with the same
     resize and crop as its pixels.
+``maps``
+    an ``.npz`` of maps given with the images (:func:`given_maps`): each becomes a source of maps that masks every
+    model (the planted cues' maps, or maps computed elsewhere).
 
 Each image is decoded, its shorter side resized to ``geometry["resize"]`` and a centred ``geometry["crop"]``
 square cut (:func:`lrpjax.data.pipeline.crop_image`), kept as uint8; each model normalises it its own way.
@@ -26,9 +29,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+from PIL import Image
 
 from lrpjax import analysis, data
 from lrpjax.data.pipeline import crop_image
+from lrpjax.io import preprocess
 from lrpjax.io.imagefiles import IMAGE_EXTENSIONS, decode_image, list_image_files
 
 
@@ -173,3 +178,50 @@ def build_image_set(spec: Mapping[str, Any], *, geometry: Mapping[str, int], pat
 def _points_of(regions_json: str) -> int:
     with open(regions_json) as handle:
         return int(json.load(handle).get("points", 189))
+
+
+def _resample_map(heat: np.ndarray, geometry: Mapping[str, int]) -> np.ndarray:
+    """A map in an original image's pixels, resized and cropped as :func:`build_image_set` does the pixels (the
+    area average, so that a map's ranking of regions survives)."""
+    size = heat.shape if geometry["resize"] is None else preprocess.resized_size(*heat.shape, geometry["resize"])
+    if size != heat.shape:
+        pil = Image.fromarray(np.asarray(heat, np.float32), mode="F")
+        heat = np.asarray(pil.resize(size[::-1], Image.Resampling.BOX), np.float64)
+    top, left = preprocess.center_offsets(*heat.shape, geometry["crop"])
+    return heat[top:top + geometry["crop"], left:left + geometry["crop"]]
+
+
+def given_maps(path: str, images: ImageSet, geometry: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """The maps of an image set's ``maps`` file: an ``.npz`` with ``ids`` (file stems, as ``images.face_ids``) and
+    named ``[M, H, W]`` arrays in the original images' pixels, one row per id; name -> ``[N, crop, crop]`` float64
+    in the image set's order, resized and cropped as its pixels (``geometry``).
+
+    Raises:
+      ValueError: an unreadable file, no ``ids`` or no map, an image without a row, or a map that is not
+        ``[M, H, W]`` with at least the crop's side after resizing.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {k: stored[k] for k in stored.files}
+    except (OSError, ValueError) as error:
+        raise ValueError(f"maps file {path!r} cannot be read: {error}") from None
+    ids = arrays.pop("ids", None)
+    if ids is None or not arrays:
+        raise ValueError(f"maps file {path!r} needs 'ids' and at least one map; it has {sorted(arrays)}")
+    row = {str(i): k for k, i in enumerate(ids)}
+    missing = [str(f) for f in images.face_ids if str(f) not in row]
+    if missing:
+        raise ValueError(f"maps file {path!r} has no row for {len(missing)} of the {len(images.face_ids)} images, "
+                         f"e.g. {missing[:3]}")
+    order = np.array([row[str(f)] for f in images.face_ids], dtype=int)
+    out = {}
+    for name, maps in arrays.items():
+        if maps.ndim != 3 or maps.shape[0] != len(ids):
+            raise ValueError(f"maps file {path!r}: map {name!r} has shape {maps.shape}; want [{len(ids)}, H, W] "
+                             "(one row per id)")
+        resized = [_resample_map(m, geometry) for m in maps[order]]
+        if resized and resized[0].shape != images.pixels.shape[1:3]:
+            raise ValueError(f"maps file {path!r}: map {name!r} is {maps.shape[1]}x{maps.shape[2]}, smaller than "
+                             f"the crop {geometry['crop']} after resizing")
+        out[name] = np.stack(resized) if resized else np.zeros((0, *images.pixels.shape[1:3]))
+    return out

@@ -204,7 +204,8 @@ def _generalization_set(set_name: str, stage: Any, out: str) -> list[str]:
     rows = [[source, interval(entry["pooled"]["score"]), entry["pooled"]["targets"], interval(entry["margin_all"])]
             for source, entry in summary["extra_sources"].items()]
     if rows:
-        lines += ["Other sources of maps on every target (consensus maps and controls; score pooled over reliable "
+        lines += ["Other sources of maps on every target (consensus maps, controls and maps given with the images; "
+                  "score pooled over reliable "
                   "targets as Σ m(source→B) / Σ m(B→B), margin averaged over all targets):", ""]
         lines += table(["source", "s(source → B) [95% CI]", "reliable targets", "margin, all targets [95% CI]"],
                        rows)

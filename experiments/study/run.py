@@ -18,6 +18,7 @@ writes ``WORKDIR/report.md`` with its figures. Stages, in order:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -179,6 +180,10 @@ def masking_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, 
     extras = compute.consensus_sources(heats, [m.name for m in members]) if spec.get("generalization") else {}
     if spec.get("generalization") and controls:
         extras.update(cross_sources(controls, ctx.config.get("controls", {}).get("cross", ())))
+    given = {}
+    if spec.get("generalization") and spec.get("maps"):
+        given = images_module.given_maps(spec["maps"], images, ctx.geometry)
+    extras.update(given)
     sources = [m.name for m in members] + list(extras) if spec.get("generalization") else []
     stage = f"masking_{name}"
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -195,7 +200,8 @@ def masking_stage(ctx: Context, name: str, images: ImageSet, maps: Mapping[str, 
             out[model.name] = ctx.stages.part(stage, model.key, key, lambda m=model: one(m))
         return {"sources": sources, "metric": metric}, {}
 
-    result = ctx.stages.run(stage, [upstream, ctx.config["masking"], sources, MODEL_CODE], run)
+    given_digest = {name: hashlib.sha256(np.ascontiguousarray(m)).hexdigest()[:16] for name, m in given.items()}
+    result = ctx.stages.run(stage, [upstream, ctx.config["masking"], sources, given_digest, MODEL_CODE], run)
     if not out:
         out = {m.name: ctx.stages.part(stage, m.key, result.fingerprint, _missing(stage, m.key)) for m in members}
     return out, sources, result
