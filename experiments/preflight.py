@@ -135,7 +135,7 @@ def _study_problems(config: Mapping[str, Any], grid: str) -> list[str]:
         if models and "all" not in wanted and not wanted <= tasks:
             problems.append(f"image set {name!r}: models={chosen!r}, but the grid {grid!r} has tasks {sorted(tasks)}")
         specs += list(spec.get("splits", ()))
-        problems += _folder_problems(name, spec)
+        problems += _folder_problems(name, spec) + _maps_problems(name, spec)
         if spec.get("landmarks"):
             problems += _landmark_problems(name, spec, config["regions"].get("regions_json"))
     problems += _split_problems(specs, paths)
@@ -160,6 +160,12 @@ def _folder_problems(name: str, spec: Mapping[str, Any]) -> list[str]:
     if spec.get("labels_csv") and not os.path.isfile(spec["labels_csv"]):
         problems.append(f"image set {name!r}: labels_csv {spec['labels_csv']!r} does not exist")
     return problems
+
+
+def _maps_problems(name: str, spec: Mapping[str, Any]) -> list[str]:
+    if not spec.get("maps") or os.path.isfile(spec["maps"]):
+        return []
+    return [f"image set {name!r}: maps {spec['maps']!r} does not exist"]
 
 
 def _landmark_problems(name: str, spec: Mapping[str, Any], regions_json: str | None) -> list[str]:

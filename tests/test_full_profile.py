@@ -124,10 +124,13 @@ def test_the_study_checks_every_path_and_model_name_before_the_first_stage(tmp_p
                       ("landmarks", "london/landmarks.csv")):
         config["image_sets"]["faces"][key] = f"faces/{name}"
     config["regions"]["regions_json"] = "faces/regions.json"
+    config["image_sets"]["faces"]["maps"] = "faces/cue_maps.npz"
     with pytest.raises(ValueError) as caught:
         preflight(config, "study")
     message = str(caught.value)
     assert "no file matches ['data/human/rdm_*.csv']" in message and "'data/human/triads.csv' does not exist" in message
+    assert "image set 'faces': maps 'faces/cue_maps.npz' does not exist" in message
+    del config["image_sets"]["faces"]["maps"]
     assert "models='gender', but the grid 'out/grid_full_quick' has tasks ['identity']" in message
     for chosen, refused in ((["identity", "gender"], True), (["identity"], False)):  # a list: each task known
         config["image_sets"]["faces"]["models"] = chosen
