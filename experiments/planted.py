@@ -81,13 +81,15 @@ def draw_mark(pixels: np.ndarray, centre: np.ndarray, side: int, colour: str) ->
     return out
 
 
-def cue_map(order: np.ndarray, centres: Sequence[np.ndarray], side: int) -> np.ndarray:
-    """``[H, W]`` float32: ``order`` (distinct values in [0, 1e-3) in random order) plus 1 on the ``side``-pixel
-    squares at ``centres`` (as :func:`draw_mark` draws them), so that a masking order takes the cues first and the other
-    pixels after them in random order (a constant would rank them in raster order, which is no control)."""
-    out = np.array(order, np.float32)
+def cue_map(shape: tuple[int, int], centres: Sequence[np.ndarray], side: int) -> np.ndarray:
+    """``[H, W]`` float32: 1 on the ``side``-pixel squares at ``centres`` (as :func:`draw_mark` draws them), 0
+    elsewhere. Masking breaks ties in the random order's own sequence (the same seeded draw,
+    :func:`lrpjax.analysis.masking.masking_ranks`), so this map's order is the random baseline's with the cues'
+    patches moved to the front: its margin over random order is what masking those patches first changes, image by
+    image (a paired comparison, without the spread of a second random order)."""
+    out = np.zeros(shape, np.float32)
     for centre in centres:
-        out[_square(centre, side)] += 1
+        out[_square(centre, side)] = 1
     return out
 
 
@@ -119,7 +121,6 @@ def build_design(design: str, out_dir: str, faces: Mapping[str, np.ndarray], lan
         raise ValueError(f"design={design!r} is unknown; choose one of {DESIGNS}")
     rng = np.random.default_rng([seed, DESIGNS.index(design)])
     side = max(1, int(round(mark * size)))
-    noise = np.random.default_rng([seed, DESIGNS.index(design), 1])
     label_rows, landmark_rows, cue_ids, cue_maps = [], [], [], {name: [] for name in CUE_MAPS}
     for split, chosen in splits.items():
         if not copies.get(split):
@@ -141,10 +142,8 @@ def build_design(design: str, out_dir: str, faces: Mapping[str, np.ndarray], lan
                 label_rows.append({"face_id": stem, "source_face": face, "split": split, **labels})
                 if split == "test":
                     cue_ids.append(stem)
-                    # one random order of the pixels for the three maps, every value distinct and below 1e-3
-                    order = noise.permutation(size * size).reshape(size, size) * (1e-3 / (size * size))
                     for name, cues in CUE_MAPS.items():
-                        cue_maps[name].append(cue_map(order, [centres[c] for c in cues], side))
+                        cue_maps[name].append(cue_map((size, size), [centres[c] for c in cues], side))
                 landmark_rows += [(stem, p, f"{x:.3f}", f"{y:.3f}") for p, (x, y) in enumerate(scaled)]
     with open(os.path.join(out_dir, "labels.csv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, list(label_rows[0]))

@@ -50,7 +50,7 @@ def test_planted_images_carry_their_labels_on_the_cue_regions(tmp_path):
             centre = np.round(planted.cue_centres(landmarks[row["face_id"]], regions, 1.0)[cue]).astype(int)
             assert masks[region][centre[1], centre[0]]  # the mark's centre lies in the cue's region
             assert tuple(pixels[centre[1], centre[0]]) == planted.COLOURS[row[cue]]
-    # the cues' maps of the test images: the mark's square first, the other pixels after it in random order
+    # the cues' maps of the test images: 1 on the marks' squares, 0 elsewhere (ties: the random order's own)
     with np.load(tmp_path / "a" / "independent" / "cue_maps.npz") as stored:
         maps = {k: stored[k] for k in stored.files}
     tests = [r for r in rows if r["split"] == "test"]
@@ -60,14 +60,9 @@ def test_planted_images_carry_their_labels_on_the_cue_regions(tmp_path):
     for k, row in enumerate(tests):
         pixels = np.asarray(Image.open(tmp_path / "a" / "independent" / "test" / f"{row['face_id']}.png"))
         for name, cues in planted.CUE_MAPS.items():
-            first = maps[name][k] >= 1
-            assert first.sum() == side * side * len(cues)
-            colours = {tuple(c) for c in pixels[first]}
-            assert colours == {planted.COLOURS[row[cue]] for cue in cues}
-            rest = maps[name][k][~first]
-            assert 0 <= rest.min() and rest.max() < 1e-3 and len(np.unique(rest)) == rest.size  # no ties
-        outside = maps["both cues"][k] < 1  # one random order of the other pixels for every map
-        np.testing.assert_array_equal(maps["eye cue"][k][outside], maps["mouth cue"][k][outside])
+            marked = maps[name][k] == 1
+            assert marked.sum() == side * side * len(cues) and set(np.unique(maps[name][k])) == {0.0, 1.0}
+            assert {tuple(c) for c in pixels[marked]} == {planted.COLOURS[row[cue]] for cue in cues}
     either = _rows(tmp_path / "a" / "either" / "labels.csv")
     assert {r["placement"] for r in either} == set(planted.PLACEMENTS)
 
@@ -95,8 +90,9 @@ def test_planted_profile_small_version_meets_every_known_answer(tmp_path, monkey
             "decisions changed by swapping the other mark's colour"} <= quantities
     # the measurement itself, with the cues' maps as sources: each model loses its class when its cue is masked
     # first, one mark's map leaves an either-cue model its class, and another cue's map transfers far less to a
-    # single-cue model than that model's LRP maps do (with 24 images and one mouth model its interval is too wide
-    # to assert "near 0" here; the full profile's are in experiments/known_answers.py)
+    # single-cue model than the LRP maps do, which light up the unused mark (known_answers.py). "Near 0" is met
+    # in the full profile (9 models, 40 images: 0.02-0.06, intervals within ± 0.1); here one mouth model with a
+    # small own margin (0.10) leaves s(eye cue → mouth) 0.19 [0.01, 0.42], so the test asserts the comparison
     cue = {a.quantity.split(": ")[-1]: a for a in result["answers"] if a.kind == "cue"}
     assert len(cue) == 4 + 4, result["table"]
     assert all(a.met for q, a in cue.items() if q.startswith("margin") or "→ either" in q), result["table"]
@@ -104,7 +100,7 @@ def test_planted_profile_small_version_meets_every_known_answer(tmp_path, monkey
     for source, target in (("eye", "mouth"), ("mouth", "eye")):
         by_cue = next(a for q, a in cue.items() if q.startswith(f"s({source} cue → {target})"))
         lrp_low = float(lrp[f"s({source} → {target})"].measured.split("[")[1].split(",")[0])
-        assert float(by_cue.measured.split()[0]) < 0.25 < lrp_low - 0.25, result["table"]
+        assert float(by_cue.measured.split("[")[1].split(", ")[1].rstrip("]")) < lrp_low - 0.5, result["table"]
     # the models' log-odds barely move with the other mark, so a map that lights it up is not faithful to them
     premise = [a for a in result["answers"] if a.kind == "premise"]
     assert len(premise) == 2 and all(a.met for a in premise), result["table"]
