@@ -70,7 +70,7 @@ maps are not (gamma and z+ layers favour strongly activated inputs whatever the 
 only, no occlusion: :func:`run_planted` on ``configs/study_planted.py`` with ``controls = {"methods": ["centre
 prior", "image gradient", "mean map"], "seed": 0}``, 343 s for grid and study on 2 idle cores once the planted
 data were written): every ``cue`` answer is met, 21 of 21. Each model masked by its own cue's map loses its class
-(margins 0.19-0.47, as its own LRP map's to the third decimal: LRP ranks the own mark first); s(eye cue → mouth)
+(margins 0.19-0.47, within 0.002 of its own LRP map's: LRP ranks the own mark first); s(eye cue → mouth)
 = -0.042 [-0.101, -0.005] (independent) and -0.056 [-0.098, -0.024] (agreeing), s(mouth cue → eye) = 0.047
 [0.002, 0.089] and 0.022 [-0.047, 0.074]; one mark's map leaves the either-cue models most of their class:
 s(eye cue → either) = 0.167 [0.115, 0.224], s(mouth cue → either) = 0.125 [0.068, 0.189] of both marks' map (an
