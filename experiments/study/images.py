@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
+from experiments.study.cache import load_arrays
 from lrpjax import analysis, data
 from lrpjax.data.pipeline import crop_image
 from lrpjax.io import preprocess
@@ -201,8 +202,7 @@ def given_maps(path: str, images: ImageSet, geometry: Mapping[str, int]) -> dict
         ``[M, H, W]`` with at least the crop's side after resizing.
     """
     try:
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {k: stored[k] for k in stored.files}
+        arrays = load_arrays(path)
     except (OSError, ValueError) as error:
         raise ValueError(f"maps file {path!r} cannot be read: {error}") from None
     ids = arrays.pop("ids", None)
