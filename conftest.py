@@ -22,6 +22,18 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
     atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
+# Each pytest-xdist worker gets its own share of the cores, one compute thread per core: XLA and torch each start
+# a thread per core they may run on, so two workers that both see every core oversubscribe them (and torch's
+# OpenMP threads spin while the other worker's compilation waits for a core). XLA sizes its pool from the
+# affinity mask; torch and OpenMP read OMP_NUM_THREADS. Set before either is imported; subprocesses inherit it.
+_WORKER, _WORKERS = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 0))
+if _WORKER.startswith("gw") and hasattr(os, "sched_setaffinity") and os.environ.get("LRPJAX_TEST_PINNING") != "0":
+    _cores = sorted(os.sched_getaffinity(0))
+    if len(_cores) >= _WORKERS > 1:
+        _mine = _cores[int(_WORKER[2:]) % _WORKERS::_WORKERS]
+        os.sched_setaffinity(0, _mine)
+        os.environ.setdefault("OMP_NUM_THREADS", str(len(_mine)))
+
 import pytest  # noqa: E402
 
 from lrpjax import PUBLIC_PATHS  # noqa: E402
@@ -42,11 +54,12 @@ def pytest_configure(config):
     monitoring.register_event_duration_secs_listener(listen)
 
 
-# The files that take longest (seconds in one process on 2 cores), collected first: pytest-xdist hands whole files
-# to its two workers in collection order (pyproject.toml), so the long ones start at once and the short ones fill
+# The files that take longest (seconds in one pinned worker), collected first: pytest-xdist hands whole files to
+# its two workers in collection order (pyproject.toml), so the long ones start at once and the short ones fill
 # the gaps, instead of one worker ending alone on the parity tests, which come last alphabetically.
-LONGEST_FILES = {"test_zennit_parity.py": 270, "test_engine.py": 150, "test_resnet.py": 110, "test_rehearsal.py": 75,
-                 "test_planted.py": 72, "test_resnet_downstream.py": 63, "test_train.py": 62, "test_study.py": 60}
+LONGEST_FILES = {"test_zennit_parity.py": 310, "test_engine.py": 230, "test_resnet.py": 150, "test_rehearsal.py": 105,
+                 "test_planted.py": 88, "test_resnet_downstream.py": 82, "test_study.py": 81, "test_train.py": 65,
+                 "test_grid.py": 63, "test_readme.py": 60}
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -96,7 +96,8 @@ def test_metadata_counts_and_a_rebuild_with_other_settings_is_refused(built, tmp
     config = tasks.london_gender(str(FACES))
     data_dir = built.paths.data_dir
     assert data.prepare_folder(config, data_dir) == directory  # built already: reused
-    with pytest.raises(ValueError, match="other name"):
+    with pytest.raises(ValueError, match=r"was built with other settings \(seed: 0 -> 1\); give the config "
+                                         r"another name or delete the folder$"):
         data.prepare_folder(config.__class__(**{**config.__dict__, "seed": 1}), data_dir)
 
 

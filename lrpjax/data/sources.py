@@ -100,13 +100,21 @@ def prepare_folder(config: FaceFolderConfig, data_dir: str | os.PathLike[str]) -
         metadata = read_metadata(directory)
         built = metadata.get("settings")
         if built != config.settings():
-            raise ValueError(f"data set {directory!r} was built with settings {built}, not {config.settings()}; "
+            raise ValueError(f"data set {directory!r} was built with other settings "
+                             f"({settings_difference(built, config.settings())}); "
                              "give the config another name or delete the folder")
         check_listing(config, directory, metadata.get("source"))
         return directory
     builder = FaceFolder(data_dir=os.fspath(data_dir), config=config, file_format="array_record")
     builder.download_and_prepare()
     return directory
+
+
+def settings_difference(built: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> str:
+    """The keys on which two settings differ, as ``key: built -> wanted`` (``missing`` for an absent key)."""
+    built = built or {}
+    keys = [key for key in {**built, **wanted} if built.get(key, KeyError) != wanted.get(key, KeyError)]
+    return "; ".join(f"{key}: {built.get(key, 'missing')!r} -> {wanted.get(key, 'missing')!r}" for key in keys)
 
 
 def check_listing(config: FaceFolderConfig, directory: str, built: Mapping[str, Any] | None) -> None:
