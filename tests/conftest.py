@@ -43,6 +43,22 @@ def random_vgg(*, width=1.0, size=224, num_classes=10, pool_to=7, batch_norm=Fal
     return model, random_variables(model, seed=seed, bias_scale=bias_scale, dtype=dtype)
 
 
+def logits_of(model):
+    """``model.apply`` compiled as one program. Called eagerly, flax dispatches and compiles every operation on its
+    own: seconds per call for a small VGG, where the compiled program takes a fraction of one."""
+    return jax.jit(model.apply)
+
+
+def input_gradients_of(model):
+    """``(variables, images [B, H, W, C], targets [B]) -> d logit_target / d image``, compiled once (the
+    reference of the gradient identities; variables are an argument, not constants in the program)."""
+
+    def target_logit(variables, image, target):
+        return model.apply(variables, image[None])[0, target]
+
+    return jax.jit(jax.vmap(jax.grad(target_logit, argnums=1), in_axes=(None, 0, 0)))
+
+
 def normalized_images(batch, size, seed=0, dtype=jnp.float64):
     """Uniform [0, 1] RGB pixels normalised with ImageNet's mean and std, NHWC."""
     pixels = jax.random.uniform(jax.random.key(seed), (batch, size, size, 3), dtype)

@@ -39,7 +39,7 @@ def test_with_biases_each_layer_absorbs_its_biases_share_from_the_gradient():
     out = lrpjax.explain_full(model, variables, images, [2], LRP0, return_layers=True)
     table = lrpjax.conservation(out, model)
     logit = float(out.logits[0, 2])
-    gradient = jax.grad(lambda params: model.apply({"params": params}, images)[0, 2])(variables["params"])
+    gradient = jax.jit(jax.grad(lambda params: model.apply({"params": params}, images)[0, 2]))(variables["params"])
     for row, (name, kind) in enumerate(zip(table.layers, table.kinds)):
         expected = 0.0
         if kind in ("conv", "dense"):

@@ -31,6 +31,7 @@ import pytest
 import torch
 
 import lrpjax
+from conftest import logits_of
 from lrpjax.core import composites, engine
 from lrpjax.core.models.graph import node_inputs
 from lrpjax.io.preprocess import VGGFACE2
@@ -145,12 +146,12 @@ def case(request) -> Case:
 def test_zennit_parity_and_logits(case):
     """Every composite at 1e-12 against Zennit with ResNetCanonizer; canonized logits at 1e-12 (1e-5 float32)."""
     logits_error = relative(case.out.logits, case.logits)
-    apply_error = relative(case.model.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), case.variables),
-                                            jnp.asarray(nhwc(case.x64))), case.logits)
+    logits = logits_of(case.model)
+    apply_error = relative(logits(jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), case.variables),
+                                  jnp.asarray(nhwc(case.x64))), case.logits)
     with torch.no_grad():
         want32 = case.net32(case.x32).numpy()
-    got32 = case.model.apply(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), case.variables),
-                             jnp.asarray(nhwc(case.x32)))
+    got32 = logits(jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), case.variables), jnp.asarray(nhwc(case.x32)))
     float32_error = relative(got32, want32)
     print(f"\n{case.model.layout} resnet{case.model.depth} x{case.model.width}: logits canonized {logits_error:.1e}, "
           f"flax with batch norm {apply_error:.1e}, float32 {float32_error:.1e}")

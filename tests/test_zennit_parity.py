@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 import lrpjax
+from conftest import logits_of
 from lrpjax.core import rules as R
 from lrpjax.core.composites import Composite
 from lrpjax.io import checkpoints
@@ -93,7 +94,7 @@ class Setup:
         self.target = int(self.logits.argmax(1)[0])
         self.onehot64 = torch.eye(model.num_classes, dtype=torch.float64)[[self.target]]
         as64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), variables)
-        got = np.asarray(model.apply(as64, jnp.asarray(nhwc(self.x64))))
+        got = np.asarray(logits_of(model)(as64, jnp.asarray(nhwc(self.x64))))
         assert relative(got, self.logits.numpy()) < 1e-12, "converted logits differ from torch's"
 
     def zennit(self, composite, dtype: torch.dtype = torch.float64, net: nn.Module | None = None) -> np.ndarray:
