@@ -12,6 +12,7 @@ from PIL import Image
 from experiments import planted
 from experiments.known_answers import run_planted
 from experiments.study import load_config
+from experiments.study.cache import load_arrays
 from experiments.study.config import CONFIG_DIR
 from lrpjax import analysis, data
 
@@ -51,8 +52,7 @@ def test_planted_images_carry_their_labels_on_the_cue_regions(tmp_path):
             assert masks[region][centre[1], centre[0]]  # the mark's centre lies in the cue's region
             assert tuple(pixels[centre[1], centre[0]]) == planted.COLOURS[row[cue]]
     # the cues' maps of the test images: 1 on the marks' squares, 0 elsewhere (ties: the random order's own)
-    with np.load(tmp_path / "a" / "independent" / "cue_maps.npz") as stored:
-        maps = {k: stored[k] for k in stored.files}
+    maps = load_arrays(str(tmp_path / "a" / "independent" / "cue_maps.npz"))
     tests = [r for r in rows if r["split"] == "test"]
     assert maps["ids"].tolist() == [r["face_id"] for r in tests] and sorted(maps) == sorted(
         ["ids", *planted.CUE_MAPS])
