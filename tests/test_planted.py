@@ -120,3 +120,15 @@ def test_planted_profile_small_version_meets_every_known_answer(tmp_path, monkey
             "occlusion maps, agreeing: asymmetry s(either → eye) − s(eye → either) (2 pairs)"} <= set(occlusion)
     report = pathlib.Path(result["report"]).read_text()
     assert "## Known answers" in report and f"known answers met: {len(known)} of {len(known)}" in report
+    # where each method's maps put relevance, with each task's own cue map as the measurement's known answer:
+    # all of it on the own mark, none on the other, the own mark's patches first and the other mark's where
+    # random order puts them, shifted by at most the own mark's patches moved before it
+    rows = {(r.method, r.task): r for r in result["specificity"]["agreeing"]}
+    for task in ("eye", "mouth"):
+        cue_row = rows[("the task's cue map", task)]
+        np.testing.assert_allclose(cue_row.own_share, 1.0, atol=1e-12)
+        np.testing.assert_allclose(cue_row.other_share, 0.0, atol=1e-12)
+        assert cue_row.own_first == 1 and 0 <= cue_row.other_first - cue_row.other_first_random <= 16, cue_row
+        assert {("epsilon_gamma_box", task), ("occlusion", task)} <= set(rows)
+        assert rows[("epsilon_gamma_box", task)].other_share[1] > 0  # the finding: LRP lights the unused mark
+    assert "## Map specificity" in report and "| the task's cue map | eye (2) | 1.000 [1.000, 1.000] |" in report
