@@ -117,15 +117,16 @@ means, bootstrap) gives the answers its maps imply: s near 1 where the two maps 
 (s(eye_i → eye_j) with both methods), near 0 only where the source's map ranks the target's cue late.
 
 **Which maps are specific** (:func:`map_specificity`, the report's "Map specificity" section; the planted
-profile's ``independent`` set, 40 faces, 3 models per task). The task's own cue map, the measurement's known
-answer, puts 1.000 of its mass on the own mark and 0.000 on the other and reaches the other mark at the 41st
-(eye models) and 38th (mouth) of 256 patches (median), where random order reaches it at the 38th and 34th. The
-two LRP composites put 0.14-0.25 of the positive relevance on the unused mark (0.16-0.34 on the own) and reach it
-2nd-3rd; gradient x input and Integrated Gradients put 0.03-0.06 there and reach it 4th-17th; SmoothGrad 0.02,
-16th-19th; occlusion 0.01-0.03, 23rd (eye models) and 100th (mouth models); the randomised models' LRP maps
-0.01-0.02, 20th-52nd. Only the mouth models' occlusion maps leave the unused mark as late as random order does:
-no attribution method of the project is specific for both tasks on these models, so none can meet the ``map``
-answers, while the cue maps meet every one (kind ``cue``).
+profile's ``independent`` set, 40 faces, 3 models per task; positions of 256 patches, median and quartiles over
+images). The task's own cue map, which checks the bookkeeping, reaches the other mark at the 41st (18th-71st;
+eye models) and 38th (24th-52nd; mouth) patch, where random order reaches it at the 38th and 34th. The two LRP
+composites put 0.14-0.25 of the positive relevance on the unused mark (a mark is 0.007 of the image; 0.16-0.34 on
+the own) and reach it 2nd-3rd (quartiles 1st-16th); gradient x input and Integrated Gradients put 0.03-0.06 there
+and reach it 4th-17th; SmoothGrad 0.02, 16th-19th; occlusion 0.01-0.03, 23rd (eye models) and 100th (mouth
+models); the randomised models' LRP maps 0.01-0.02, 20th-52nd. Only the mouth models' occlusion maps leave the
+unused mark as late as random order does: no attribution method of the project is specific for both tasks on
+these models, consistent with the ``map`` answers failing with each of them while the cue maps meet every
+measurement answer (kind ``cue``).
 
 **Training reproducibility.** Training is bit-reproducible on this CPU: the small grid (``grid_planted.py:test``,
 4 models) trained three times in plain processes gave bit-equal parameters, and the full grid trained again gave
@@ -467,23 +468,25 @@ def reliance_answers(models: Sequence[grid_models.GridModel], planted_options: M
 
 def _first_position(ranks: np.ndarray, unit_of_pixel: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """``[N]``: 1 + the earliest position in the masking order (``ranks`` ``[N, U]``) of a unit that holds a pixel
-    of ``masks`` ``[N, H, W]``."""
+    of ``masks`` ``[N, H, W]``; NaN for an image whose mask is empty (a mark cropped away)."""
     units = [np.unique(unit_of_pixel[m.ravel()]) for m in masks]
-    return np.array([1 + ranks[i, u].min() for i, u in enumerate(units)])
+    return np.array([1.0 + ranks[i, u].min() if len(u) else np.nan for i, u in enumerate(units)])
 
 
 class Specificity(NamedTuple):
     """One row of :func:`map_specificity`: a method's maps of one task's models. Shares are ``[mean, low, high]``
-    (95 % bootstrap interval over images); positions are medians over the models' images, counted from 1."""
+    (95 % bootstrap interval over images); positions ``[median, first quartile, third quartile]`` over the
+    models' images, counted from 1 (masked first)."""
 
     method: str
     task: str
     models: int
     own_share: list[float]
     other_share: list[float]
-    own_first: float
-    other_first: float
-    other_first_random: float
+    area_share: float
+    own_first: list[float]
+    other_first: list[float]
+    other_first_random: list[float]
 
 
 OWN_CUE = "the task's cue map"
@@ -495,21 +498,26 @@ def map_specificity(workdir: str, config: Mapping[str, Any], image_set: str) -> 
 
     Per method (each task's own cue map, the study's composites, then each model control it computed) and task,
     over the task's models and the set's images: the share of positive relevance on the own mark's square and on
-    the other mark's, :math:`\sum_{p \in \text{mark}} \max(R_p, 0) / \sum_p \max(R_p, 0)` (seeds averaged per
-    image; mean and 95 % bootstrap interval over images), and the median position in the study's MoRF order (its
-    patch size, relevance mode and tie-breaking seed) of the first patch that holds a pixel of each mark, against
-    random order's (the study's baseline). The ``map`` answers need the other mark's first patch no earlier than
-    random order's: an order that reaches it among the first few patches removes the other model's cue at once
-    (module docstring). The cue-map row is this measurement's known answer: share 1 on the own mark and 0 on the
-    other, the own mark first, the other mark where random order puts it (a few positions later: the own mark's
-    patches are moved before it).
+    the other mark's, :math:`\sum_{p \in \text{mark}} \max(R_p, 0) / \sum_p \max(R_p, 0)` (0 for a map with no
+    positive relevance; the task's models averaged per image; mean and 95 % bootstrap interval over images),
+    beside a mark's share of the image's area; and the position in the study's MoRF order (its patch size,
+    relevance mode and tie-breaking seed) of the first patch that holds a pixel of each mark (median and quartiles
+    over the models' images), against random order's (the study's baseline). A mark is every pixel that its
+    square, resized and cropped as the images were, touches (the cue map above 0).
+
+    The ``map`` answers need the other mark's first patch no earlier than random order's: an order that reaches it
+    among the first few patches masks the other model's cue in the first fraction step (module docstring). The
+    cue-map rows check the bookkeeping: their shares are 1 and 0 by the definition of a mark, and their positions
+    test the order, the own mark first and the other mark where random order puts it, a few positions later (the
+    own mark's patches are moved before it). Maps and cue maps follow the image set's own order (its
+    ``images`` stage, which the cached maps were computed on).
     """
     stages = os.path.join(workdir, "stages")
     spec = config["image_sets"][image_set]
     images = ImageSet.from_arrays(load_arrays(os.path.join(stages, f"images_{image_set}.npz")))
     models = grid_models.discover(config["grid"])
     cues = given_maps(spec["maps"], images, grid_models.common_geometry(models, config.get("geometry")))
-    marks = {task: cues[f"{task} cue"] > 0 for task in ("eye", "mouth")}  # every pixel the square touches
+    marks = {task: cues[f"{task} cue"] > 0 for task in ("eye", "mouth")}
     masking, statistics = config["masking"], config["statistics"]
     shape = images.pixels.shape[:3]
     rank_options = {"shape": shape, "patch_size": masking.get("patch_size", 1),
@@ -519,16 +527,17 @@ def map_specificity(workdir: str, config: Mapping[str, Any], image_set: str) -> 
     shown = {f[:-4] for f in os.listdir(os.path.join(stages, f"relevance_{image_set}")) if f.endswith(".npz")}
 
     def maps_of(model: grid_models.GridModel) -> dict[str, np.ndarray]:
-        key = model.name.replace("/", "_")
-        heats = load_arrays(os.path.join(stages, f"relevance_{image_set}", f"{key}.npz"))["heat"]
+        heats = load_arrays(os.path.join(stages, f"relevance_{image_set}", f"{model.key}.npz"))["heat"]
         out = {OWN_CUE: cues[f"{model.task} cue"], **dict(zip(config["relevance"]["composites"], heats))}
-        controls = os.path.join(stages, f"controls_{image_set}", f"{key}.npz")
+        controls = os.path.join(stages, f"controls_{image_set}", f"{model.key}.npz")
         if os.path.exists(controls):
             out.update({k: v for k, v in load_arrays(controls).items() if not k.startswith("_")})
         return out
 
-    chosen = {task: [m for m in models if m.task == task and m.name.replace("/", "_") in shown]
-              for task in ("eye", "mouth")}
+    def spread(positions: np.ndarray) -> list[float]:
+        return [float(q) for q in np.nanpercentile(positions, [50, 25, 75])]
+
+    chosen = {task: [m for m in models if m.task == task and m.key in shown] for task in ("eye", "mouth")}
     per_model = {m.name: maps_of(m) for ms in chosen.values() for m in ms}
     methods = [m for m in [OWN_CUE, *config["relevance"]["composites"], *CONTROLS]
                if per_model and all(m in maps for maps in per_model.values())]
@@ -554,20 +563,23 @@ def map_specificity(workdir: str, config: Mapping[str, Any], image_set: str) -> 
                 low, high = stats.bootstrap_interval(share.mean(), weights @ share,
                                                      confidence=statistics["confidence"])
                 intervals.append([float(share.mean()), float(low), float(high)])
-            rows.append(Specificity(method, task, len(own_models), *intervals,
-                                    float(np.median(np.concatenate(first["own"]))),
-                                    float(np.median(np.concatenate(first["other"]))),
-                                    float(np.median(_first_position(np.asarray(random_ranks), unit_of_pixel,
-                                                                    marks[other])))))
+            area = float(np.mean([marks[t].mean() for t in ("eye", "mouth")]))
+            chance = _first_position(np.asarray(random_ranks), unit_of_pixel, marks[other])
+            rows.append(Specificity(method, task, len(own_models), *intervals, area,
+                                    spread(np.concatenate(first["own"])), spread(np.concatenate(first["other"])),
+                                    spread(chance)))
     return rows
 
 
 def specificity_table(rows: Sequence[Specificity]) -> list[str]:
-    """:func:`map_specificity`'s rows as a Markdown table."""
-    lines = ["| maps | task (models) | share on own mark | share on other mark | own mark's first patch (median) "
-             "| other mark's first patch (median) | random order's, other mark |", "|---|---|---|---|---|---|---|"]
+    """:func:`map_specificity`'s rows as a Markdown table (positions: median, quartiles in parentheses)."""
+    position = lambda q: f"{q[0]:.0f} ({q[1]:.0f}-{q[2]:.0f})"
+    lines = ["| maps | task (models) | share on own mark [95% CI] | share on other mark [95% CI] | a mark's area "
+             "| own mark's first patch | other mark's first patch | random order's, other mark |",
+             "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r.method} | {r.task} ({r.models}) | {_text(r.own_share)} | {_text(r.other_share)} | "
-              f"{r.own_first:.0f} | {r.other_first:.0f} | {r.other_first_random:.0f} |" for r in rows]
+              f"{r.area_share:.4f} | {position(r.own_first)} | {position(r.other_first)} | "
+              f"{position(r.other_first_random)} |" for r in rows]
     return [*lines, ""]
 
 
@@ -630,11 +642,11 @@ def run_planted(config: Mapping[str, Any], *, grid_spec: str, workdir: str | Non
     answers = reliance_answers(grid_models.discover(config["grid"]), grid_config["planted"], config["statistics"])
     answers += planted_answers(workdir or config["workdir"], config)
     table = answers_table(answers)
-    specificity, section = {}, ["## Map specificity", "", _SPECIFICITY, ""]
-    for name, spec in config["image_sets"].items():
-        if spec.get("maps"):
-            specificity[name] = map_specificity(workdir or config["workdir"], config, name)
-            section += [f"### {name}", "", *specificity_table(specificity[name])] if specificity[name] else []
+    specificity = {name: map_specificity(workdir or config["workdir"], config, name)
+                   for name, spec in config["image_sets"].items() if spec.get("maps")}
+    section = [line for name, rows in specificity.items() if rows
+               for line in (f"### {name}", "", *specificity_table(rows))]
+    section = ["## Map specificity", "", _SPECIFICITY, "", *section] if section else []
     with open(result["report"], "a") as handle:
         handle.write("\n".join(["", "## Known answers", "", _INTRO, "", *table, *section]))
     return {**result, "answers": answers, "table": "\n".join(table), "specificity": specificity}
@@ -655,8 +667,8 @@ _INTRO = ("The planted cues decide each task, so these numbers are predicted bef
 
 _SPECIFICITY = ("Where each method's maps put the eye and mouth models' relevance (`experiments/known_answers.py`, "
                 "`map_specificity`): the share of positive relevance on the model's own mark and on the other, "
-                "unused mark (95% bootstrap intervals over images), and the median position in the MoRF order "
-                "(1: masked first) of the first patch holding each mark, against random order's. The `map` "
-                "answers need the other mark no earlier than random order puts it. The first rows, each task's "
-                "own cue map, are the measurement's known answer (share 1 and 0; the other mark a few positions "
-                "after random order's).")
+                "unused mark (95% bootstrap intervals over images) beside a mark's area, and the position in the "
+                "MoRF order (1: masked first; median and quartiles over images) of the first patch holding each "
+                "mark, against random order's. The `map` answers need the other mark no earlier than random "
+                "order puts it. The first rows, each task's own cue map, check the bookkeeping (shares 1 and 0 "
+                "by construction; the other mark a few positions after random order's).")

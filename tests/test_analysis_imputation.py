@@ -62,14 +62,21 @@ def test_equals_direct_sparse_solve(name):
 
 
 def test_items_are_solved_alike_in_chunks_and_one_by_one():
-    """8 items, sorted by mask size into two chunks of 4, come back in their own order; small masks stopping early
-    do not change the others."""
+    """11 items (one empty mask, one full), sorted by mask size into three chunks of 4 (one empty pad), come back
+    in their own order; small masks stopping early do not change the others; fewer items than a chunk, and
+    none, work too."""
     rng = np.random.default_rng(3)
-    images = jnp.asarray(rng.normal(size=(8, H, W, C)))
-    masks = jnp.asarray(rng.random((8, H, W)) < rng.permutation(np.linspace(0.05, 0.95, 8))[:, None, None])
-    got = imputation.road_solve_items(images, masks, chunk=4)
+    images = jnp.asarray(rng.normal(size=(11, H, W, C)))
+    masks = rng.random((11, H, W)) < rng.permutation(np.linspace(0.05, 0.95, 11))[:, None, None]
+    masks[3], masks[7] = False, True
+    got = imputation.road_solve_items(images, jnp.asarray(masks), chunk=4)
     for image, mask, out in zip(images, masks, got):
-        np.testing.assert_allclose(out, sparse_reference(np.asarray(image), np.asarray(mask)), rtol=0, atol=1e-9)
+        want = sparse_reference(np.asarray(image), mask) if 0 < mask.sum() < mask.size else np.where(
+            mask[..., None], 0.0, np.asarray(image))  # no kept neighbour: 0 (module docstring)
+        np.testing.assert_allclose(out, want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(imputation.road_solve_items(images[:3], jnp.asarray(masks[:3]), chunk=4), got[:3],
+                               rtol=0, atol=1e-12)
+    assert imputation.road_solve_items(images[:0], jnp.asarray(masks[:0])).shape == (0, H, W, C)
 
 
 def test_fully_masked_image_is_zero_plus_noise():

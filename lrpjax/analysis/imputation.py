@@ -28,6 +28,7 @@ pixel units (:func:`lrpjax.io.preprocess.pixel_std_to_input` maps it to input un
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -49,12 +50,15 @@ def _neighbour_sum(x: Array) -> Array:
     return (both - 4 * x) / 12
 
 
-def _tolerance(dtype) -> float:
+def _tolerance(dtype: Any) -> float:
     """Relative residual at which the iteration stops. float32: 1e-4, which left errors of at most 2.8e-3 (in
     units of the images' std) against the float64 solution on 64x64 MoRF and random 4x4-patch masks of the smoke
     study's fractions (2-75 %; ``benchmarks/masking.py``'s masks), 1/16 of ROAD's noise (0.01 pixel std, 0.044 in
     ImageNet-normalised units); float64: 1e-12, far below the tests' 1e-5 parity."""
-    return 1e-12 if jnp.dtype(dtype) == jnp.float64 else 1e-4
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.float64:
+        return 1e-12
+    return max(1e-4, 10 * float(jnp.finfo(dtype).eps))  # float16 and bfloat16 cannot reach 1e-4
 
 
 def _solve_chunk(images: Array, masks: Array, max_iterations: int | None = None) -> Array:
@@ -62,11 +66,11 @@ def _solve_chunk(images: Array, masks: Array, max_iterations: int | None = None)
 
     One conjugate gradient per image and channel, all run in one loop on arrays ``[H, W, c * C]``: the pixels'
     axes first and the (image, channel) lanes last, so that every shift of the stencil moves whole vectors of
-    lanes and every dot product is one contraction over the pixels (``benchmarks/README.md``: 0.72x a forward
-    pass of the CPU-scale model for MoRF's masks, against 1.03-1.18x for one loop per image with its channels
-    first). The operator is shared, the step sizes are per lane; a lane whose residual is below the tolerance
-    stops moving (its step sizes are 0) while the others go on. At most ``max_iterations`` steps (default
-    ``4 * (H + W)``, several times what a 64x64 image needs).
+    lanes and every dot product is one contraction over the pixels (faster on the CPU than one loop per image
+    with its channels first under XLA's default flags, about as fast with YNNPACK fusion off:
+    ``benchmarks/README.md``, "ROAD imputation"). The operator is shared, the step sizes are per lane; a lane
+    whose residual is below the tolerance stops moving (its step sizes are 0) while the others go on. At most
+    ``max_iterations`` steps (default ``4 * (H + W)``, several times what a 64x64 image needs).
     """
     count, height, width, channels = images.shape
     to_lanes = lambda a: jnp.transpose(a, (1, 2, 0, 3)).reshape(height, width, count * channels)
@@ -75,7 +79,8 @@ def _solve_chunk(images: Array, masks: Array, max_iterations: int | None = None)
     total = _neighbour_sum(jnp.ones((height, width, 1), images.dtype))  # S_i
     b = m * _neighbour_sum((1 - m) * image)
     operator = lambda x: m * (total * x - _neighbour_sum(x))  # x is 0 off the mask, and stays 0
-    dot = lambda u, v: jnp.einsum("hwl,hwl->l", u, v)  # per lane
+    # per lane; full precision where a float32 contraction would otherwise run in bfloat16 (TPU) or TF32 (GPU)
+    dot = lambda u, v: jnp.einsum("hwl,hwl->l", u, v, precision=jax.lax.Precision.HIGHEST)
     tolerance = (_tolerance(images.dtype) ** 2) * dot(b, b)
     cap = 4 * (height + width) if max_iterations is None else max_iterations
     safe_divide = lambda n, d: jnp.where(d > 0, n / jnp.where(d > 0, d, 1), 0)
@@ -113,7 +118,8 @@ def road_solve_items(images: Array, masks: Array, *, chunk: int = CHUNK) -> Arra
     A chunk's loop runs as long as its slowest item, and larger masks need more steps; sorted, a chunk holds masks
     of similar size that converge alike, and a chunk of small masks stops early instead of waiting for the largest
     masks of the batch (for the smoke study's 9 fractions, 2.5x fewer item-steps than one loop over the whole
-    batch). The item count is padded to a multiple of ``chunk`` with empty masks, which never move.
+    batch). The item count is padded to a multiple of ``chunk`` with empty masks, which never move (a chunk of
+    fewer items would cost less work but more time: 4 items' 12 lanes ran each step 2-3x slower than 8 items' 24).
     """
     n = len(images)
     chunk = max(1, min(chunk, n))
@@ -123,7 +129,7 @@ def road_solve_items(images: Array, masks: Array, *, chunk: int = CHUNK) -> Arra
     order = jnp.argsort(jnp.sum(masks, axis=(1, 2)))  # the empty pads come first
     in_chunks = lambda a: a[order].reshape(-1, chunk, *a.shape[1:])
     solved = jax.lax.map(lambda item: _solve_chunk(*item), (in_chunks(images), in_chunks(masks)))
-    return jnp.zeros_like(images).at[order].set(solved.reshape(images.shape))[pad:]
+    return solved.reshape(images.shape)[jnp.argsort(order)][pad:]
 
 
 def noise_scale(noise_std: float | Sequence[float] | Array, channels: int, dtype) -> Array:
