@@ -538,6 +538,9 @@ def map_specificity(workdir: str, config: Mapping[str, Any], image_set: str) -> 
         return [float(q) for q in np.nanpercentile(positions, [50, 25, 75])]
 
     chosen = {task: [m for m in models if m.task == task and m.key in shown] for task in ("eye", "mouth")}
+    area = float(np.mean([mark.mean() for mark in marks.values()]))
+    chance = {task: spread(_first_position(np.asarray(random_ranks), unit_of_pixel, mark))
+              for task, mark in marks.items()}  # random order's first patch of each mark
     per_model = {m.name: maps_of(m) for ms in chosen.values() for m in ms}
     methods = [m for m in [OWN_CUE, *config["relevance"]["composites"], *CONTROLS]
                if per_model and all(m in maps for maps in per_model.values())]
@@ -563,11 +566,9 @@ def map_specificity(workdir: str, config: Mapping[str, Any], image_set: str) -> 
                 low, high = stats.bootstrap_interval(share.mean(), weights @ share,
                                                      confidence=statistics["confidence"])
                 intervals.append([float(share.mean()), float(low), float(high)])
-            area = float(np.mean([marks[t].mean() for t in ("eye", "mouth")]))
-            chance = _first_position(np.asarray(random_ranks), unit_of_pixel, marks[other])
             rows.append(Specificity(method, task, len(own_models), *intervals, area,
                                     spread(np.concatenate(first["own"])), spread(np.concatenate(first["other"])),
-                                    spread(chance)))
+                                    chance[other]))
     return rows
 
 

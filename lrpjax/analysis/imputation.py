@@ -81,7 +81,8 @@ def _solve_chunk(images: Array, masks: Array, max_iterations: int | None = None)
     operator = lambda x: m * (total * x - _neighbour_sum(x))  # x is 0 off the mask, and stays 0
     # per lane; full precision where a float32 contraction would otherwise run in bfloat16 (TPU) or TF32 (GPU)
     dot = lambda u, v: jnp.einsum("hwl,hwl->l", u, v, precision=jax.lax.Precision.HIGHEST)
-    tolerance = (_tolerance(images.dtype) ** 2) * dot(b, b)
+    rs_start = dot(b, b)
+    tolerance = (_tolerance(images.dtype) ** 2) * rs_start
     cap = 4 * (height + width) if max_iterations is None else max_iterations
     safe_divide = lambda n, d: jnp.where(d > 0, n / jnp.where(d > 0, d, 1), 0)
 
@@ -99,7 +100,7 @@ def _solve_chunk(images: Array, masks: Array, max_iterations: int | None = None)
         beta = jnp.where(active, safe_divide(rs_new, rs), 0)
         return x, r, r + beta * p, rs_new, k + 1
 
-    x, *_ = jax.lax.while_loop(not_done, step, (jnp.zeros_like(b), b, b, dot(b, b), 0))
+    x, *_ = jax.lax.while_loop(not_done, step, (jnp.zeros_like(b), b, b, rs_start, 0))
     solved = jnp.where(m > 0, x, image).reshape(height, width, count, channels)
     return jnp.transpose(solved, (2, 0, 1, 3))
 
